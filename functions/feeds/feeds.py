@@ -1,0 +1,51 @@
+"""GET /feeds/{feed}.{format}: authenticate, rate-limit, redirect to a fresh file or build it."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from offload.auth import SCOPE_FEEDS, ClientCache, authenticate, extract_key
+from offload.feeds import REGISTRY
+from offload.feeds.service import FeedAnswer, FeedService
+from offload.http import register_error_handlers
+from offload.observability import logger, metrics, tracer
+from offload.runtime import get_runtime
+
+runtime = get_runtime()
+clients = ClientCache(runtime.settings.client_cache_seconds)
+service = FeedService(runtime, registry=REGISTRY)
+app = APIGatewayHttpResolver()
+register_error_handlers(app)
+
+
+@app.get("/feeds/<file>")
+@tracer.capture_method
+def get_feed(file: str) -> Response:
+    event = app.current_event
+    key = extract_key(event.headers or {}, event.query_string_parameters or {})
+    client = authenticate(key, SCOPE_FEEDS, clients)
+    logger.append_keys(client_id=client.client_id)
+    return _response(service.handle(file, event.raw_query_string or "", client))
+
+
+def _response(answer: FeedAnswer) -> Response:
+    headers = {"X-Cache": answer.outcome.value, "Cache-Control": "private, no-store"}
+    headers.update(answer.rate.headers())
+    if answer.location is not None:
+        headers["Location"] = answer.location
+        return Response(HTTPStatus.TEMPORARY_REDIRECT, headers=headers, body="")
+    body: str | bytes = answer.body or b""
+    if answer.content_type.startswith(("text/", "application/json", "application/xml")):
+        body = body.decode()  # text goes out as is; base64 would cost a third of the limit
+    return Response(HTTPStatus.OK, content_type=answer.content_type, body=body, headers=headers)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

@@ -1,0 +1,46 @@
+"""POST /invalidations: make feed files (or a collection's version) regenerate."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from http import HTTPStatus
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from offload.auth import SCOPE_ADMIN, ClientCache, authenticate, extract_key
+from offload.http import json_body, register_error_handlers
+from offload.invalidation import invalidate, parse_feed_invalidation
+from offload.observability import logger, metrics, tracer
+from offload.runtime import get_runtime
+
+runtime = get_runtime()
+clients = ClientCache(runtime.settings.client_cache_seconds)
+app = APIGatewayHttpResolver()
+register_error_handlers(app)
+
+
+@app.post("/invalidations")
+@tracer.capture_method
+def create_invalidation() -> Response:
+    event = app.current_event
+    key = extract_key(event.headers or {}, event.query_string_parameters or {})
+    authenticate(key, SCOPE_ADMIN, clients)
+    request = parse_feed_invalidation(json_body(app))
+    at = invalidate(request, now=time.time())
+    body = {
+        "invalidated": request.describe(),
+        "at": datetime.fromtimestamp(at, tz=UTC).isoformat(timespec="microseconds"),
+    }
+    logger.info("invalidated", extra=body)
+    return Response(HTTPStatus.ACCEPTED, content_type="application/json", body=json.dumps(body))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

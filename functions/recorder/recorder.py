@@ -1,0 +1,45 @@
+"""S3 object events: point cache entries at new uploads, drop them for removed objects."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote_plus
+
+from aws_lambda_powertools.utilities.data_classes import S3Event, event_source
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from offload.observability import logger, metrics, tracer
+from offload.recorder import record_created, record_removed
+from offload.runtime import get_runtime
+
+runtime = get_runtime()
+
+
+class RecordingFailed(Exception):
+    """Some records failed; raising makes Lambda retry the event, then dead-letter it."""
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_source(data_class=S3Event)
+def lambda_handler(event: S3Event, context: LambdaContext) -> dict:
+    outcomes: list[str] = []
+    failed: list[str] = []
+    for record in event.records:
+        bucket = record.s3.bucket.name
+        key = unquote_plus(record.s3.get_object.key)
+        try:
+            if record.event_name.startswith("ObjectCreated"):
+                outcome = record_created(runtime.s3, bucket, key)
+            else:
+                outcome = record_removed(key)
+        except Exception:
+            logger.exception("could not record", extra={"key": key})
+            failed.append(key)
+            continue
+        logger.info("recorded", extra={"key": key, "event": record.event_name, "outcome": outcome})
+        outcomes.append(outcome.value)
+    if failed:
+        # Recording is idempotent, so retrying the whole event is safe.
+        raise RecordingFailed(f"{len(failed)} of {len(event.records)} records failed")
+    return {"recorded": outcomes}

@@ -1,0 +1,1 @@
+"""Offload: a serverless origin that keeps an API's servers out of the byte path."""

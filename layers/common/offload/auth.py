@@ -1,0 +1,142 @@
+"""API keys: extraction from a request, SHA-256 hashing, lookup and scope checks."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from offload.errors import Forbidden, Unauthorized
+from offload.models import ApiClient
+
+SCOPE_FEEDS = "feeds"
+SCOPE_ADMIN = "admin"
+SCOPES = frozenset({SCOPE_FEEDS, SCOPE_ADMIN})
+KEY_PREFIX = "ofl_"
+KEY_HEADER = "x-api-key"
+KEY_QUERY = "key"
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """An authenticated caller."""
+
+    client_id: str
+    scopes: frozenset[str]
+    hourly_limit: int
+
+
+def hash_key(key: str) -> str:
+    """The stored form of an API key."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def extract_key(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
+    """The key from `X-Api-Key`, `Authorization: Bearer`, or `?key=`, in that order."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    if key := lowered.get(KEY_HEADER, "").strip():
+        return key
+    scheme, _, credentials = lowered.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    return query.get(KEY_QUERY, "").strip() or None
+
+
+class ClientCache:
+    """Client records cached in a warm container; a revocation applies within `ttl` seconds."""
+
+    def __init__(self, ttl: float) -> None:
+        self._ttl = ttl
+        self._entries: dict[str, tuple[float, Client | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key_hash: str) -> Client | None:
+        now = time.monotonic()
+        with self._lock:
+            cached = self._entries.get(key_hash)
+        if cached and now - cached[0] < self._ttl:
+            return cached[1]
+        client = _load(key_hash)
+        with self._lock:
+            self._entries[key_hash] = (now, client)
+        return client
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+def authenticate(key: str | None, scope: str, cache: ClientCache) -> Client:
+    """The client owning `key` if it may use `scope`; Unauthorized or Forbidden otherwise."""
+    if not key:
+        raise Unauthorized("send an API key in X-Api-Key, Authorization: Bearer, or ?key=")
+    client = cache.get(hash_key(key))
+    if client is None:
+        raise Forbidden("the API key is unknown or revoked")
+    if scope not in client.scopes:
+        raise Forbidden(f"the API key lacks the {scope!r} scope")
+    return client
+
+
+def _load(key_hash: str) -> Client | None:
+    try:
+        record = ApiClient.get(ApiClient.key_for(key_hash), ApiClient.SORT)
+    except ApiClient.DoesNotExist:
+        return None
+    if record.disabled:
+        return None
+    return Client(
+        client_id=record.client_id,
+        scopes=frozenset(record.scopes),
+        hourly_limit=int(record.hourly_limit),
+    )
+
+
+def new_key() -> str:
+    """A fresh random API key (shown to its owner once, never stored)."""
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def create_key(
+    client_id: str, *, scopes: set[str], hourly_limit: int, key: str | None = None
+) -> str:
+    """Store a new key for `client_id` and return it in clear, the only time it exists so."""
+    unknown = scopes - SCOPES
+    if unknown:
+        raise ValueError(f"unknown scopes: {sorted(unknown)}")
+    key = key or new_key()
+    ApiClient(
+        ApiClient.key_for(hash_key(key)),
+        ApiClient.SORT,
+        client_id=client_id,
+        key_prefix=key[:8],
+        scopes=set(scopes),
+        hourly_limit=hourly_limit,
+        created_at=int(time.time()),
+    ).save(condition=ApiClient.pk.does_not_exist())
+    return key
+
+
+def list_keys() -> list[ApiClient]:
+    """Every stored key record (hashes only), for operators."""
+    return sorted(
+        ApiClient.scan(ApiClient.sk == ApiClient.SORT),
+        key=lambda record: (record.client_id, record.created_at),
+    )
+
+
+def revoke(*, client_id: str | None = None, key: str | None = None) -> int:
+    """Disable one key, or every key of a client; return how many were disabled."""
+    if key:
+        try:
+            targets = [ApiClient.get(ApiClient.key_for(hash_key(key)), ApiClient.SORT)]
+        except ApiClient.DoesNotExist:
+            targets = []
+    else:
+        targets = [r for r in list_keys() if r.client_id == client_id]
+    for record in targets:
+        record.update(actions=[ApiClient.disabled.set(True)])
+    return len(targets)

@@ -1,0 +1,74 @@
+"""Whether a generated file may be served: invalidation coverage, age and existence."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from offload.models import CacheEntry, Invalidation
+
+GLOBAL_SCOPE = "global"
+
+
+class State(Enum):
+    """What a cache entry is good for."""
+
+    FRESH = "fresh"
+    STALE = "stale"  # usable while a rebuild runs, or if it fails
+    UNUSABLE = "unusable"  # absent, gone from S3, or generated before a hard invalidation
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """The latest hard and soft invalidations over every scope covering a request."""
+
+    hard_at: float = 0.0
+    soft_at: float = 0.0
+
+    @property
+    def latest(self) -> float:
+        return max(self.hard_at, self.soft_at)
+
+
+def scopes_for(feed: str, client_id: str) -> tuple[str, str, str]:
+    """The invalidation scopes that cover one client's copy of one feed."""
+    return (GLOBAL_SCOPE, f"feed#{feed}", f"client#{client_id}")
+
+
+def read_coverage(feed: str, client_id: str) -> Coverage:
+    """One strongly consistent batch read of the three scopes."""
+    keys = [
+        (Invalidation.key_for(scope), Invalidation.SORT) for scope in scopes_for(feed, client_id)
+    ]
+    hard = soft = 0.0
+    for item in Invalidation.batch_get(keys, consistent_read=True):
+        hard = max(hard, float(item.hard_at or 0))
+        soft = max(soft, float(item.soft_at or 0))
+    return Coverage(hard_at=hard, soft_at=soft)
+
+
+def read_entry(cache_id: str) -> CacheEntry | None:
+    """The cache entry for `cache_id`, read strongly consistent, or None."""
+    try:
+        return CacheEntry.get(CacheEntry.key_for(cache_id), CacheEntry.SORT, consistent_read=True)
+    except CacheEntry.DoesNotExist:
+        return None
+
+
+def judge(
+    entry: CacheEntry | None,
+    *,
+    exists: bool,
+    coverage: Coverage,
+    max_age: float,
+    now: float,
+) -> State:
+    """Fresh, stale or unusable. Compares the generation *start* with invalidation times."""
+    if entry is None or not exists:
+        return State.UNUSABLE
+    generated_at = float(entry.generated_at)
+    if generated_at <= coverage.hard_at:
+        return State.UNUSABLE
+    if generated_at <= coverage.soft_at or now - generated_at >= max_age:
+        return State.STALE
+    return State.FRESH

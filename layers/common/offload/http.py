@@ -1,0 +1,101 @@
+"""HTTP edges shared by the API functions: problem+json answers and exception mapping."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from http import HTTPStatus
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.exceptions import PynamoDBException
+
+from offload.errors import (
+    DependencyUnavailable,
+    InvalidRequest,
+    OffloadError,
+    UnsupportedMediaType,
+)
+from offload.observability import logger
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://offload.dev/problems/"
+NO_STORE = "no-store"
+DEFAULT_RETRY_AFTER = 5
+
+
+def problem(
+    status: HTTPStatus,
+    title: str,
+    detail: str,
+    *,
+    type_slug: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """An RFC 9457 problem answer."""
+    body = {
+        "type": PROBLEM_TYPE_BASE + (type_slug or title.lower().replace(" ", "-")),
+        "title": title,
+        "status": int(status),
+        "detail": detail,
+    }
+    return Response(
+        status_code=int(status),
+        content_type=PROBLEM_JSON,
+        body=json.dumps(body),
+        headers={"Cache-Control": NO_STORE, **(headers or {})},
+    )
+
+
+def error_response(error: OffloadError) -> Response:
+    """The problem answer for a domain error, Retry-After included where it applies."""
+    headers = dict(error.headers)
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(error.retry_after)
+    elif error.status == HTTPStatus.SERVICE_UNAVAILABLE:
+        headers["Retry-After"] = str(DEFAULT_RETRY_AFTER)
+    return problem(
+        error.status, error.title, error.detail, type_slug=error.type_slug, headers=headers
+    )
+
+
+def json_body(app: APIGatewayHttpResolver) -> dict:
+    """The request's JSON object body, or InvalidRequest."""
+    event = app.current_event
+    content_type = (event.headers or {}).get("content-type", "application/json")
+    if "json" not in content_type.split(";")[0]:
+        raise UnsupportedMediaType("send the body as application/json")
+    try:
+        body = json.loads(event.decoded_body or "")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest("the body is not valid JSON") from exc
+    if not isinstance(body, dict):
+        raise InvalidRequest("the body must be a JSON object")
+    return body
+
+
+def register_error_handlers(app: APIGatewayHttpResolver) -> None:
+    """Map every failure to problem+json: domain errors, AWS failures, unknown routes."""
+
+    @app.exception_handler(OffloadError)
+    def _domain(error: OffloadError) -> Response:
+        if error.status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+            logger.warning("request failed", extra={"status": int(error.status)}, exc_info=error)
+        return error_response(error)
+
+    @app.exception_handler((ClientError, BotoCoreError, PynamoDBException))
+    def _dependency(error: Exception) -> Response:
+        logger.exception("dependency failed")
+        return error_response(DependencyUnavailable("a backing service failed; retry shortly"))
+
+    @app.not_found
+    def _not_found(_: NotFoundError) -> Response:
+        return problem(HTTPStatus.NOT_FOUND, "Not found", "no such route")
+
+    @app.exception_handler(Exception)
+    def _unexpected(error: Exception) -> Response:
+        logger.exception("unhandled error")
+        return problem(
+            HTTPStatus.INTERNAL_SERVER_ERROR, "Internal error", "the request could not be served"
+        )

@@ -1,0 +1,66 @@
+"""Invalidations: parsing requests and recording the time that makes older files unusable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pynamodb.exceptions import UpdateError
+
+from offload.errors import InvalidRequest
+from offload.feeds.base import SLUG
+from offload.freshness import GLOBAL_SCOPE
+from offload.models import Invalidation
+
+CONDITION_FAILED = "ConditionalCheckFailedException"
+FEED_KINDS = ("scope", "feed", "client")
+
+
+@dataclass(frozen=True, slots=True)
+class FeedInvalidation:
+    """An invalidation of feed files: global, one feed, or one client."""
+
+    scope: str  # "global", "feed#<name>" or "client#<id>"
+    soft: bool = False
+
+    def describe(self) -> dict[str, Any]:
+        kind, _, name = self.scope.partition("#")
+        described: dict[str, Any] = {"scope": "global"} if kind == GLOBAL_SCOPE else {kind: name}
+        described["soft"] = self.soft
+        return described
+
+
+def parse_feed_invalidation(body: dict[str, Any]) -> FeedInvalidation:
+    """Exactly one of `{"scope": "global"}`, `{"feed": F}`, `{"client": C}`, plus `soft`."""
+    given = [kind for kind in FEED_KINDS if kind in body]
+    unknown = set(body) - {*FEED_KINDS, "soft"}
+    if unknown:
+        raise InvalidRequest(f"unknown fields: {', '.join(sorted(unknown))}")
+    if len(given) != 1:
+        raise InvalidRequest('give exactly one of "scope", "feed", "client" or "collection"')
+    soft = body.get("soft", False)
+    if not isinstance(soft, bool):
+        raise InvalidRequest('"soft" must be true or false')
+    kind = given[0]
+    value = body[kind]
+    if kind == "scope":
+        if value != GLOBAL_SCOPE:
+            raise InvalidRequest('"scope" can only be "global"')
+        return FeedInvalidation(GLOBAL_SCOPE, soft)
+    if not isinstance(value, str) or not SLUG.fullmatch(value):
+        raise InvalidRequest(f'"{kind}" must be a lower-case name')
+    return FeedInvalidation(f"{kind}#{value}", soft)
+
+
+def invalidate(request: FeedInvalidation, *, now: float) -> float:
+    """Record the invalidation at `now`; a later one already recorded is kept."""
+    attribute = Invalidation.soft_at if request.soft else Invalidation.hard_at
+    try:
+        Invalidation(Invalidation.key_for(request.scope), Invalidation.SORT).update(
+            actions=[attribute.set(now)],
+            condition=attribute.does_not_exist() | (attribute < now),
+        )
+    except UpdateError as exc:
+        if exc.cause_response_code != CONDITION_FAILED:
+            raise
+    return now

@@ -1,0 +1,157 @@
+"""PynamoDB models for Offload's single DynamoDB table (keys `pk`/`sk`, TTL `expires_at`)."""
+
+from __future__ import annotations
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    JSONAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+    UnicodeSetAttribute,
+)
+from pynamodb.models import Model
+
+from offload.config import Settings
+
+TTL_ATTRIBUTE = "expires_at"
+
+
+class _Base(Model):
+    """Shared key schema; the table name is bound from settings at container start."""
+
+    class Meta:
+        table_name = "offload-unbound"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+
+class ApiClient(_Base):
+    """An API key, stored only as its SHA-256 hash, and the client it belongs to."""
+
+    class Meta(_Base.Meta):
+        pass
+
+    SORT = "CLIENT"
+
+    client_id = UnicodeAttribute()
+    key_prefix = UnicodeAttribute()
+    scopes = UnicodeSetAttribute()
+    hourly_limit = NumberAttribute()
+    disabled = BooleanAttribute(default=False)
+    created_at = NumberAttribute()
+
+    @staticmethod
+    def key_for(key_hash: str) -> str:
+        return f"KEY#{key_hash}"
+
+
+class CacheEntry(_Base):
+    """Points a cache key at its current generated object in S3."""
+
+    class Meta(_Base.Meta):
+        pass
+
+    SORT = "ENTRY"
+
+    cache_id = UnicodeAttribute()
+    object_key = UnicodeAttribute()
+    generation_id = UnicodeAttribute()
+    generated_at = NumberAttribute()
+    content_type = UnicodeAttribute()
+    size = NumberAttribute()
+
+    @staticmethod
+    def key_for(cache_id: str) -> str:
+        return f"ENTRY#{cache_id}"
+
+
+class Invalidation(_Base):
+    """The latest hard and soft invalidation times of one scope (global, a feed, a client)."""
+
+    class Meta(_Base.Meta):
+        pass
+
+    SORT = "INVALIDATION"
+
+    hard_at = NumberAttribute(null=True)
+    soft_at = NumberAttribute(null=True)
+
+    @staticmethod
+    def key_for(scope: str) -> str:
+        return f"INVALIDATION#{scope}"
+
+
+class RebuildLock(_Base):
+    """A lease on regenerating one cache key; only its owner may release it."""
+
+    class Meta(_Base.Meta):
+        pass
+
+    SORT = "LOCK"
+
+    owner = UnicodeAttribute()
+    object_key = UnicodeAttribute()
+    started_at = NumberAttribute()
+    lease_until = NumberAttribute()
+    expires_at = TTLAttribute()
+
+    @staticmethod
+    def key_for(cache_id: str) -> str:
+        return f"LOCK#{cache_id}"
+
+
+class RateCounter(_Base):
+    """Requests of one client in one fixed window."""
+
+    class Meta(_Base.Meta):
+        pass
+
+    SORT = "RATE"
+
+    hits = NumberAttribute()
+    expires_at = TTLAttribute()
+
+    @staticmethod
+    def key_for(client_id: str, window_start: int) -> str:
+        return f"RATE#{client_id}#{window_start}"
+
+
+class Product(_Base):
+    """A catalog item, the demo feed's source data."""
+
+    class Meta(_Base.Meta):
+        pass
+
+    PARTITION = "CATALOG#products"
+
+    data = JSONAttribute()
+
+
+ALL_MODELS: tuple[type[_Base], ...] = (
+    ApiClient,
+    CacheEntry,
+    Invalidation,
+    RebuildLock,
+    RateCounter,
+    Product,
+)
+
+
+def register_model(model: type[_Base]) -> type[_Base]:
+    """Add a model defined elsewhere (a collection's) so `bind_models` binds it too."""
+    global ALL_MODELS
+    if model not in ALL_MODELS:
+        ALL_MODELS = (*ALL_MODELS, model)
+    return model
+
+
+def bind_models(settings: Settings) -> None:
+    """Point every model at the configured table, with timeouts that suit an API."""
+    for model in ALL_MODELS:
+        model.Meta.table_name = settings.table_name
+        model.Meta.connect_timeout_seconds = settings.aws_timeout_seconds
+        model.Meta.read_timeout_seconds = settings.aws_timeout_seconds
+        model.Meta.max_retry_attempts = 2
+        model._connection = None

@@ -1,0 +1,77 @@
+"""Recording uploads: S3 events move cache entries forward and release rebuild locks."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pynamodb.exceptions import DeleteError, PutError
+
+from offload import locks, storage
+from offload.cachekey import OBJECT_KEY_PATTERN
+from offload.models import CacheEntry
+from offload.observability import logger
+
+CONDITION_FAILED = "ConditionalCheckFailedException"
+
+
+class Recorded(StrEnum):
+    """What recording one S3 event did."""
+
+    ADVANCED = "advanced"  # the entry now points at this object
+    OLDER = "older"  # a newer generation (or this one, again) is already recorded
+    GONE = "gone"  # the object was deleted before we got to it
+    DROPPED = "dropped"  # a removed object's entry was dropped
+    UNRELATED = "unrelated"  # not a generated object, or not the entry's object
+
+
+def record_created(s3: Any, bucket: str, key: str) -> Recorded:
+    """Point the entry at the uploaded object if it is newer than the recorded one."""
+    if not OBJECT_KEY_PATTERN.fullmatch(key):
+        logger.warning("not a generated object; ignored", extra={"key": key})
+        return Recorded.UNRELATED
+    stored = storage.head(s3, bucket, key)
+    if stored is None:
+        return Recorded.GONE
+    if stored.cache_id is None or stored.generation_id is None or stored.generated_at is None:
+        logger.warning("generated object lacks its metadata; ignored", extra={"key": key})
+        return Recorded.UNRELATED
+    entry = CacheEntry(
+        CacheEntry.key_for(stored.cache_id),
+        CacheEntry.SORT,
+        cache_id=stored.cache_id,
+        object_key=key,
+        generation_id=stored.generation_id,
+        generated_at=stored.generated_at,
+        content_type=stored.content_type,
+        size=stored.size,
+    )
+    outcome = Recorded.ADVANCED
+    try:
+        # Only forward: duplicates and late, older events leave the newest generation.
+        entry.save(
+            condition=CacheEntry.generated_at.does_not_exist()
+            | (CacheEntry.generated_at < stored.generated_at)
+        )
+    except PutError as exc:
+        if exc.cause_response_code != CONDITION_FAILED:
+            raise
+        outcome = Recorded.OLDER
+    locks.release(stored.cache_id, stored.generation_id)
+    return outcome
+
+
+def record_removed(key: str) -> Recorded:
+    """Drop the entry if it points at the removed object, so the next request regenerates."""
+    match = OBJECT_KEY_PATTERN.fullmatch(key)
+    if not match:
+        return Recorded.UNRELATED
+    try:
+        CacheEntry(CacheEntry.key_for(match["cache_id"]), CacheEntry.SORT).delete(
+            condition=CacheEntry.object_key == key
+        )
+    except DeleteError as exc:
+        if exc.cause_response_code != CONDITION_FAILED:
+            raise
+        return Recorded.UNRELATED
+    return Recorded.DROPPED

@@ -1,0 +1,245 @@
+"""Reading template.yaml: CloudFormation tags, intrinsic functions, functions and routes.
+
+The local stack and the tests take everything (table schema, routes, handlers, environment)
+from the template, so there is no second description to drift from it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_PATH = ROOT / "template.yaml"
+NO_VALUE = object()
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML with CloudFormation's short-form tags (`!Ref`, `!Sub`, `!GetAtt`, ...)."""
+
+
+def _construct_tag(loader: _Loader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {name: value}
+
+
+_Loader.add_multi_constructor("!", _construct_tag)
+
+
+def load(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    """The template as plain data, intrinsic functions in their long form."""
+    return yaml.load(path.read_text(), Loader=_Loader)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """An HttpApi route of one function."""
+
+    method: str
+    path: str
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        """The path as a regex; `{name}` matches one segment, `{name+}` the rest."""
+        regex = ""
+        for part in re.split(r"(\{[^}]+\})", self.path):
+            if part.startswith("{") and part.endswith("+}"):
+                regex += f"(?P<{part[1:-2]}>.+)"
+            elif part.startswith("{"):
+                regex += f"(?P<{part[1:-1]}>[^/]+)"
+            else:
+                regex += re.escape(part)
+        return re.compile(regex)
+
+
+@dataclass(frozen=True, slots=True)
+class Function:
+    """A function resource with everything needed to run it in-process."""
+
+    logical_id: str
+    code_uri: Path
+    handler: str
+    environment: dict[str, str]
+    routes: tuple[Route, ...] = ()
+    s3_events: tuple[str, ...] = ()
+
+    @property
+    def module_path(self) -> Path:
+        module, _, _ = self.handler.rpartition(".")
+        return self.code_uri / f"{module.replace('.', '/')}.py"
+
+    @property
+    def function_name(self) -> str:
+        return self.handler.rpartition(".")[2]
+
+
+@dataclass
+class Stack:
+    """The template resolved against local names: what each `!Ref` and `!Sub` becomes."""
+
+    template: dict[str, Any]
+    stack_name: str = "offload-local"
+    region: str = "us-east-1"
+    account_id: str = "123456789012"
+    parameters: dict[str, str] = field(default_factory=dict)
+    refs: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, spec in self.template.get("Parameters", {}).items():
+            self.parameters.setdefault(name, str(spec.get("Default", "")))
+
+    def resources(self, kind: str) -> dict[str, dict[str, Any]]:
+        return {
+            name: resource
+            for name, resource in self.template["Resources"].items()
+            if resource["Type"] == kind
+        }
+
+    def resource_name(self, logical_id: str) -> str:
+        """The physical name a resource gets: its resolved name property, or stack-logical."""
+        if logical_id in self.refs:
+            return self.refs[logical_id]
+        properties = self.template["Resources"][logical_id].get("Properties", {})
+        for key in ("TableName", "BucketName", "QueueName", "FunctionName"):
+            if key in properties:
+                return str(self.resolve(properties[key]))
+        return f"{self.stack_name}-{logical_id}"
+
+    def functions(self) -> list[Function]:
+        globals_ = self.template.get("Globals", {}).get("Function", {})
+        global_env = globals_.get("Environment", {}).get("Variables", {})
+        found = []
+        for logical_id, resource in self.resources("AWS::Serverless::Function").items():
+            properties = resource["Properties"]
+            variables = {**global_env, **properties.get("Environment", {}).get("Variables", {})}
+            environment = {}
+            for name, value in variables.items():
+                resolved = self.resolve(value)
+                if resolved is not NO_VALUE:
+                    environment[name] = str(resolved)
+            routes, s3_events = [], []
+            for event in properties.get("Events", {}).values():
+                if event["Type"] == "HttpApi":
+                    routes.append(
+                        Route(event["Properties"]["Method"].upper(), event["Properties"]["Path"])
+                    )
+                elif event["Type"] == "S3":
+                    kinds = event["Properties"]["Events"]
+                    s3_events.extend([kinds] if isinstance(kinds, str) else kinds)
+            found.append(
+                Function(
+                    logical_id=logical_id,
+                    code_uri=ROOT / properties["CodeUri"],
+                    handler=properties["Handler"],
+                    environment=environment,
+                    routes=tuple(routes),
+                    s3_events=tuple(s3_events),
+                )
+            )
+        return found
+
+    def resolve(self, value: Any) -> Any:
+        """Evaluate the intrinsic functions the template uses, against local names."""
+        if isinstance(value, list):
+            return [item for item in (self.resolve(v) for v in value) if item is not NO_VALUE]
+        if not isinstance(value, Mapping):
+            return value
+        if len(value) != 1:
+            return {key: self.resolve(item) for key, item in value.items()}
+        ((name, argument),) = value.items()
+        if name == "Ref":
+            return self._ref(argument)
+        if name == "Fn::Sub":
+            text, variables = (argument, {}) if isinstance(argument, str) else argument
+            variables = {key: self.resolve(item) for key, item in variables.items()}
+            return re.sub(
+                r"\$\{([^}]+)\}",
+                lambda match: str(variables.get(match[1]) or self._sub_name(match[1])),
+                text,
+            )
+        if name == "Fn::GetAtt":
+            logical_id, attribute = argument
+            return self._get_att(logical_id, attribute)
+        if name == "Fn::If":
+            condition, if_true, if_false = argument
+            return self.resolve(if_true if self._condition(condition) else if_false)
+        if name == "Fn::Join":
+            separator, items = argument
+            return separator.join(str(item) for item in self.resolve(items))
+        if name in {"Fn::Equals", "Fn::Not", "Fn::And", "Fn::Or"}:
+            return self._evaluate(value)
+        return {name: self.resolve(argument)}
+
+    def _ref(self, name: str) -> Any:
+        pseudo = {
+            "AWS::StackName": self.stack_name,
+            "AWS::Region": self.region,
+            "AWS::AccountId": self.account_id,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::NoValue": NO_VALUE,
+        }
+        if name in pseudo:
+            return pseudo[name]
+        if name in self.parameters:
+            return self.parameters[name]
+        return self.resource_name(name)
+
+    def _sub_name(self, name: str) -> str:
+        if "." in name:
+            logical_id, attribute = name.split(".", 1)
+            return str(self._get_att(logical_id, attribute))
+        return str(self._ref(name))
+
+    def _get_att(self, logical_id: str, attribute: str) -> str:
+        name = self.resource_name(logical_id)
+        kind = self.template["Resources"][logical_id]["Type"].split("::")[1].lower()
+        if attribute == "Arn":
+            return f"arn:aws:{kind}:{self.region}:{self.account_id}:{name}"
+        return name
+
+    def _condition(self, name: str) -> bool:
+        return bool(self._evaluate(self.template.get("Conditions", {})[name]))
+
+    def _evaluate(self, expression: Any) -> Any:
+        if isinstance(expression, Mapping) and len(expression) == 1:
+            ((name, argument),) = expression.items()
+            if name == "Fn::Equals":
+                left, right = (self.resolve(item) for item in argument)
+                return str(left) == str(right)
+            if name == "Fn::Not":
+                return not self._evaluate(argument[0])
+            if name == "Fn::And":
+                return all(self._evaluate(item) for item in argument)
+            if name == "Fn::Or":
+                return any(self._evaluate(item) for item in argument)
+            if name == "Condition":
+                return self._condition(argument)
+        return self.resolve(expression)
+
+    def table_definition(self, logical_id: str = "Table") -> dict[str, Any]:
+        """CreateTable arguments from the table resource (key schema, billing, TTL aside)."""
+        properties = self.template["Resources"][logical_id]["Properties"]
+        return {
+            "TableName": self.resource_name(logical_id),
+            "KeySchema": properties["KeySchema"],
+            "AttributeDefinitions": properties["AttributeDefinitions"],
+            "BillingMode": properties.get("BillingMode", "PAY_PER_REQUEST"),
+        }
+
+    def ttl_attribute(self, logical_id: str = "Table") -> str | None:
+        spec = self.template["Resources"][logical_id]["Properties"].get("TimeToLiveSpecification")
+        return spec["AttributeName"] if spec and spec.get("Enabled") else None

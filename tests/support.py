@@ -1,0 +1,98 @@
+"""Helpers shared by the test suites: the template's names and resources, fake AWS."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import parse_qsl, quote_plus
+
+import boto3
+from aws_lambda_powertools.metrics.provider.cold_start import reset_cold_start_flag
+
+from offload.config import get_settings
+from offload.observability import metrics
+from offload.runtime import get_runtime
+from offload_local.template import ROOT, Stack, load
+
+EVENTS = ROOT / "events"
+STACK = Stack(load())
+TABLE_NAME = STACK.resource_name("Table")
+BUCKET_NAME = STACK.resource_name("FeedsBucket")
+
+TEST_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": STACK.region,
+    "AWS_REGION": STACK.region,
+    "TABLE_NAME": TABLE_NAME,
+    "BUCKET_NAME": BUCKET_NAME,
+    "POWERTOOLS_SERVICE_NAME": "offload-tests",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    # Short waits keep lock tests quick; the behaviour is the same at production values.
+    "LOCK_WAIT_SECONDS": "5",
+    "LOCK_POLL_SECONDS": "0.02",
+}
+
+
+def reset_container_state() -> None:
+    """Forget what a warm container would remember between tests."""
+    get_settings.cache_clear()
+    get_runtime.cache_clear()
+    metrics.clear_metrics()
+    reset_cold_start_flag()
+
+
+def create_resources(stack: Stack = STACK) -> None:
+    """The table and bucket, as the template defines them."""
+    dynamodb = boto3.client("dynamodb")
+    dynamodb.create_table(**stack.table_definition())
+    if ttl := stack.ttl_attribute():
+        dynamodb.update_time_to_live(
+            TableName=stack.resource_name("Table"),
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl},
+        )
+    boto3.client("s3").create_bucket(Bucket=stack.resource_name("FeedsBucket"))
+
+
+def feed_event(
+    path: str = "/feeds/catalog.json",
+    *,
+    key: str | None = None,
+    query: str = "",
+    headers: dict[str, str] | None = None,
+) -> dict:
+    """A feed request event, made from events/feed_request_no_key.json."""
+    event = json.loads((EVENTS / "feed_request_no_key.json").read_text())
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["pathParameters"] = {"file": path.rsplit("/", 1)[-1]}
+    event["rawQueryString"] = query
+    params: dict[str, str] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        params[name] = f"{params[name]},{value}" if name in params else value
+    if params:
+        event["queryStringParameters"] = params
+    if key is not None:
+        event["headers"]["x-api-key"] = key
+    event["headers"].update(headers or {})
+    return event
+
+
+def s3_event(name: str, key: str, bucket: str | None = None) -> dict:
+    """An S3 event for `key`, made from events/s3_object_created.json or _removed.json."""
+    template = "s3_object_created" if name.startswith("ObjectCreated") else "s3_object_removed"
+    event = json.loads((EVENTS / f"{template}.json").read_text())
+    record = event["Records"][0]
+    record["eventName"] = name
+    record["s3"]["object"]["key"] = quote_plus(key, safe="/")
+    record["s3"]["bucket"]["name"] = bucket or BUCKET_NAME
+    return event
+
+
+def problem_of(response: dict) -> dict:
+    """The problem document of an error answer, checking its media type."""
+    assert response["headers"]["Content-Type"] == "application/problem+json"
+    problem = json.loads(response["body"])
+    assert problem["status"] == response["statusCode"]
+    assert {"type", "title", "status", "detail"} <= problem.keys()
+    return problem

@@ -1,0 +1,193 @@
+"""Unit fixtures: moto in-process, handlers as template.yaml declares them."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from moto import mock_aws
+
+from offload import auth
+from offload.feeds import REGISTRY, Feed, GenerationRequest
+from offload.feeds.catalog import product_records, seed_products
+from offload.runtime import Runtime, get_runtime
+from offload_local.lambdas import Containers, LocalContext, load_handler
+from offload_local.template import Function
+from tests.support import BUCKET_NAME, STACK, create_resources, feed_event, s3_event
+
+FUNCTIONS = {function.logical_id: function for function in STACK.functions()}
+_clients = itertools.count(1)
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    """An empty AWS account in-process, with the template's table and bucket."""
+    with mock_aws():
+        create_resources()
+        get_runtime()  # binds the models to the table, as a container's cold start does
+        yield
+
+
+@pytest.fixture
+def runtime(aws: None) -> Runtime:
+    return get_runtime()
+
+
+@pytest.fixture
+def lambda_context() -> LocalContext:
+    return LocalContext("test")
+
+
+@pytest.fixture
+def function() -> Callable[[str], Function]:
+    return FUNCTIONS.__getitem__
+
+
+@pytest.fixture
+def handler(aws: None, lambda_context: LocalContext) -> Callable[[str], Callable[[dict], Any]]:
+    """`handler("FeedsFunction")(event)` invokes a freshly loaded (cold) handler module."""
+    loaded: dict[str, Any] = {}
+
+    def get(logical_id: str) -> Callable[[dict], Any]:
+        if logical_id not in loaded:
+            loaded[logical_id] = load_handler(FUNCTIONS[logical_id])
+        return lambda event: loaded[logical_id](event, lambda_context)
+
+    return get
+
+
+@pytest.fixture
+def containers(aws: None) -> Callable[[str], Containers]:
+    """A pool of simulated containers per function, for concurrent invocations."""
+    pools: dict[str, Containers] = {}
+
+    def get(logical_id: str) -> Containers:
+        return pools.setdefault(logical_id, Containers(FUNCTIONS[logical_id]))
+
+    return get
+
+
+@pytest.fixture
+def catalog(aws: None) -> int:
+    """A realistic product catalog in the table."""
+    return seed_products(product_records(2000))
+
+
+@pytest.fixture
+def make_key(aws: None) -> Callable[..., tuple[str, str]]:
+    """Create an API key for a fresh client id; returns (key, client_id)."""
+
+    def make_key(
+        *, scopes: set[str] | None = None, hourly_limit: int = 1000, client_id: str | None = None
+    ) -> tuple[str, str]:
+        client_id = client_id or f"client-{next(_clients)}"
+        key = auth.create_key(
+            client_id, scopes=scopes or {auth.SCOPE_FEEDS}, hourly_limit=hourly_limit
+        )
+        return key, client_id
+
+    return make_key
+
+
+@dataclass
+class Probe:
+    """A controllable feed generator: counts calls, can block, fail or act mid-generation."""
+
+    calls: int = 0
+    fail: Exception | None = None
+    gate: threading.Event | None = None
+    during: Callable[[], None] | None = None
+    started: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def generate(self, request: GenerationRequest) -> bytes:
+        with self._lock:
+            self.calls += 1
+            call = self.calls
+        self.started.set()
+        if self.during is not None:
+            self.during()
+        if self.gate is not None:
+            self.gate.wait(timeout=10)
+        if self.fail is not None:
+            raise self.fail
+        return json.dumps({"feed": request.feed, "generation": call}).encode()
+
+
+@pytest.fixture
+def probe() -> Iterator[Probe]:
+    """A `probe` feed (JSON only, 1 h max age, 1 s generation timeout) backed by a Probe."""
+    spy = Probe()
+    REGISTRY.register(
+        Feed(
+            name="probe",
+            formats={"json": "application/json"},
+            generate=spy.generate,
+            max_age_seconds=3600,
+            generation_timeout_seconds=1.0,
+        )
+    )
+    yield spy
+    if spy.gate is not None:
+        spy.gate.set()
+    REGISTRY.unregister("probe")
+
+
+@pytest.fixture
+def call_feed(handler: Callable[[str], Callable[[dict], Any]]) -> Callable[..., dict]:
+    """Invoke the feeds handler: `call_feed("/feeds/catalog.json", key=k, query="...")`."""
+
+    def call(path: str = "/feeds/catalog.json", **kwargs: Any) -> dict:
+        return handler("FeedsFunction")(feed_event(path, **kwargs))
+
+    return call
+
+
+@pytest.fixture
+def deliver_s3_events(handler: Callable[[str], Callable[[dict], Any]]) -> Callable[[], int]:
+    """Send the recorder an ObjectCreated event for each upload it has not seen yet."""
+    seen: set[str] = set()
+
+    def deliver() -> int:
+        s3 = boto3.client("s3")
+        listed = s3.list_objects_v2(Bucket=BUCKET_NAME, Prefix="feeds/").get("Contents", [])
+        new = sorted(item["Key"] for item in listed if item["Key"] not in seen)
+        for key in new:
+            handler("RecorderFunction")(s3_event("ObjectCreated:Put", key))
+            seen.add(key)
+        return len(new)
+
+    return deliver
+
+
+@pytest.fixture
+def invalidate(
+    handler: Callable[[str], Callable[[dict], Any]],
+    make_key: Callable[..., tuple[str, str]],
+    load_event: Callable[[str], dict],
+) -> Callable[[dict], dict]:
+    """POST a body to /invalidations with an admin key."""
+    admin_key, _ = make_key(scopes={auth.SCOPE_ADMIN})
+
+    def post(body: dict) -> dict:
+        event = load_event("invalidation")
+        event["headers"]["x-api-key"] = admin_key
+        event["body"] = json.dumps(body)
+        return handler("InvalidationsFunction")(event)
+
+    return post
+
+
+def download(url: str) -> bytes:
+    """GET a signed URL (moto answers it in-process) and return the bytes."""
+    response = requests.get(url, timeout=10)
+    assert response.status_code == HTTPStatus.OK, response.text
+    return response.content
