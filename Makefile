@@ -1,0 +1,45 @@
+# The README's two commands: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# SAM CLI must never phone home: the tests and CI run offline.
+export SAM_CLI_TELEMETRY := 0
+export AWS_DEFAULT_REGION ?= us-east-1
+
+.PHONY: run test check lint unit build clean
+
+$(BIN)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Offload needs Python 3.11 or newer"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --editable '.[dev]'
+	@touch $@
+
+run: $(BIN)/.installed
+	@echo "make run arrives with the local stack"
+
+test: $(BIN)/.installed check
+	$(BIN)/pytest
+
+check: $(BIN)/.installed
+	$(BIN)/ruff check --output-format concise .
+	$(BIN)/sam validate --lint --template template.yaml
+
+unit: $(BIN)/.installed
+	$(BIN)/pytest tests/unit
+
+# sam build needs the runtime's interpreter (python3.13) on PATH to build the layer;
+# with pyenv, a 3.13 that is installed but not selected is selected for the build.
+build: $(BIN)/.installed
+	@if command -v pyenv >/dev/null 2>&1 && [ -z "$${PYENV_VERSION:-}" ]; then \
+	  export PYENV_VERSION="$$(pyenv version-name):$$(pyenv versions --bare | grep -m1 '^3\.13' || true)"; \
+	fi; \
+	if ! python3.13 -V >/dev/null 2>&1; then \
+	  echo "make build: no python3.13 on PATH; SAM builds the layer with the runtime's interpreter."; \
+	  echo "Install Python 3.13 (pyenv install 3.13), or run 'sam build --use-container' with Docker."; \
+	  exit 1; \
+	fi; \
+	$(BIN)/sam build
+
+clean:
+	rm -rf .aws-sam .pytest_cache .ruff_cache
