@@ -25,7 +25,8 @@ class RecordingFailed(Exception):
 def lambda_handler(event: S3Event, context: LambdaContext) -> dict:
     outcomes: list[str] = []
     failed: list[str] = []
-    for record in event.records:
+    records = list(event.records)
+    for record in records:
         bucket = record.s3.bucket.name
         key = unquote_plus(record.s3.get_object.key)
         try:
@@ -41,5 +42,5 @@ def lambda_handler(event: S3Event, context: LambdaContext) -> dict:
         outcomes.append(outcome.value)
     if failed:
         # Recording is idempotent, so retrying the whole event is safe.
-        raise RecordingFailed(f"{len(failed)} of {len(event.records)} records failed")
+        raise RecordingFailed(f"{len(failed)} of {len(records)} records failed")
     return {"recorded": outcomes}

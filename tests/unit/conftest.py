@@ -124,7 +124,7 @@ class Probe:
 
 @pytest.fixture
 def probe() -> Iterator[Probe]:
-    """A `probe` feed (JSON only, 1 h max age, 1 s generation timeout) backed by a Probe."""
+    """A `probe` feed (JSON only, 1 h max age, 5 s generation timeout) backed by a Probe."""
     spy = Probe()
     REGISTRY.register(
         Feed(
@@ -132,7 +132,7 @@ def probe() -> Iterator[Probe]:
             formats={"json": "application/json"},
             generate=spy.generate,
             max_age_seconds=3600,
-            generation_timeout_seconds=1.0,
+            generation_timeout_seconds=5.0,
         )
     )
     yield spy

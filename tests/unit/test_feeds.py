@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import threading
 from http import HTTPStatus
 from xml.etree import ElementTree
 
 import boto3
 import pytest
 
+from offload.feeds import REGISTRY, Feed
 from offload.models import CacheEntry, RebuildLock
 from tests.support import BUCKET_NAME, problem_of
 from tests.unit.conftest import download
@@ -187,10 +189,22 @@ def test_generator_failure_without_a_file_is_a_502_problem(call_feed, make_key, 
     assert lock_count() == 0
 
 
-def test_generator_timeout_is_a_503_with_retry_after(call_feed, make_key, probe):
+def test_generator_timeout_is_a_503_with_retry_after(call_feed, make_key):
     key, _ = make_key()
-    probe.gate = __import__("threading").Event()
-    response = call_feed("/feeds/probe.json", key=key)
+    gate = threading.Event()
+    REGISTRY.register(
+        Feed(
+            name="sluggish",
+            formats={"json": "application/json"},
+            generate=lambda request: b"{}" if gate.wait(10) else b"",
+            generation_timeout_seconds=0.5,
+        )
+    )
+    try:
+        response = call_feed("/feeds/sluggish.json", key=key)
+    finally:
+        gate.set()
+        REGISTRY.unregister("sluggish")
     assert response["statusCode"] == HTTPStatus.SERVICE_UNAVAILABLE
     assert int(response["headers"]["Retry-After"]) > 0
     problem_of(response)

@@ -39,7 +39,7 @@ class Feed:
     parameters: tuple[Parameter, ...] = ()
     max_age_seconds: int = 3600
     # API Gateway waits 30 s for the function: generation must end well before.
-    generation_timeout_seconds: float = 15.0
+    generation_timeout_seconds: float = 10.0
     description: str = ""
     _by_name: dict[str, Parameter] = field(init=False, repr=False, compare=False)
 

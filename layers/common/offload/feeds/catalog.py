@@ -98,6 +98,6 @@ CATALOG = Feed(
         ),
     ),
     max_age_seconds=3600,
-    generation_timeout_seconds=15.0,
+    generation_timeout_seconds=10.0,
     generate=generate,
 )

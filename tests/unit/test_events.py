@@ -1,0 +1,62 @@
+"""Every file in events/ invokes its handler, as `sam local invoke -e` would."""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+
+import boto3
+
+from offload import auth
+from offload.storage import upload
+from tests.support import BUCKET_NAME
+
+
+def seed_demo_keys() -> None:
+    auth.create_key("demo", scopes={auth.SCOPE_FEEDS}, hourly_limit=1000, key="demo-feeds-key")
+    auth.create_key("admin", scopes={auth.SCOPE_ADMIN}, hourly_limit=1000, key="demo-admin-key")
+
+
+def test_feed_request_event(handler, load_event, catalog):
+    seed_demo_keys()
+    response = handler("FeedsFunction")(load_event("feed_request"))
+    assert response["statusCode"] == HTTPStatus.OK
+    assert response["headers"]["X-Cache"] == "MISS"
+
+
+def test_bearer_xml_request_event(handler, load_event, catalog):
+    seed_demo_keys()
+    response = handler("FeedsFunction")(load_event("feed_request_xml_bearer"))
+    assert response["statusCode"] == HTTPStatus.OK
+    assert response["headers"]["Content-Type"] == "application/xml"
+
+
+def test_feed_request_without_key_event(handler, load_event):
+    response = handler("FeedsFunction")(load_event("feed_request_no_key"))
+    assert response["statusCode"] == HTTPStatus.UNAUTHORIZED
+
+
+def test_invalidation_event(handler, load_event):
+    seed_demo_keys()
+    response = handler("InvalidationsFunction")(load_event("invalidation"))
+    assert response["statusCode"] == HTTPStatus.ACCEPTED
+    assert json.loads(response["body"])["invalidated"]["feed"] == "catalog"
+
+
+def test_s3_object_created_and_removed_events(handler, load_event, aws):
+    created = load_event("s3_object_created")
+    key = created["Records"][0]["s3"]["object"]["key"]
+    generation_id = key.rsplit("/", 1)[1].removesuffix(".json")
+    upload(
+        boto3.client("s3"),
+        BUCKET_NAME,
+        key,
+        b"{}",
+        content_type="application/json",
+        cache_id=key.split("/")[3],
+        generation_id=generation_id,
+        generated_at=int(generation_id.split("-")[0]) / 1_000_000,
+    )
+    recorder = handler("RecorderFunction")
+    assert recorder(created) == {"recorded": ["advanced"]}
+    assert recorder(load_event("s3_object_removed")) == {"recorded": ["dropped"]}

@@ -1,0 +1,157 @@
+"""The rebuild lock: one generation per cache key, stale answers while it runs, leases."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from http import HTTPStatus
+
+from offload import locks
+from offload.runtime import Runtime
+from tests.support import feed_event
+from tests.unit.conftest import download
+
+
+def lease(owner: str, *, started_at: float, lease_seconds: float = 60) -> locks.Lease:
+    return locks.Lease(
+        owner=owner,
+        object_key=f"feeds/probe/c/{'0' * 32}/{owner}.json",
+        started_at=started_at,
+        lease_until=started_at + lease_seconds,
+    )
+
+
+def test_second_request_gets_the_stale_file_while_one_rebuilds(
+    call_feed, containers, make_key, probe, deliver_s3_events
+):
+    # GIVEN a recorded file that has since gone stale by age
+    key, _ = make_key()
+    first = call_feed("/feeds/probe.json", key=key)
+    deliver_s3_events()
+    from tests.unit.test_feeds import age_entries
+
+    age_entries(by=7200)
+    # WHEN one request is rebuilding (held at the gate) and a second arrives
+    probe.gate = threading.Event()
+    probe.started.clear()
+    pool = containers("FeedsFunction")
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        rebuilding = executor.submit(pool.invoke, feed_event("/feeds/probe.json", key=key))
+        assert probe.started.wait(5)
+        second = pool.invoke(feed_event("/feeds/probe.json", key=key))
+        probe.gate.set()
+        rebuilt = rebuilding.result(timeout=10)
+    # THEN the second is sent to the old file, and the first answers with the new one
+    assert second["statusCode"] == HTTPStatus.TEMPORARY_REDIRECT
+    assert second["headers"]["X-Cache"] == "STALE"
+    assert download(second["headers"]["Location"]) == first["body"].encode()
+    assert rebuilt["headers"]["X-Cache"] == "MISS"
+    assert probe.calls == 2
+
+
+def test_hard_invalidation_is_never_answered_stale(
+    call_feed, containers, make_key, probe, invalidate, deliver_s3_events
+):
+    # GIVEN a recorded file, then a (hard) invalidation of its feed
+    key, _ = make_key()
+    call_feed("/feeds/probe.json", key=key)
+    deliver_s3_events()
+    invalidate({"feed": "probe"})
+    # WHEN one request rebuilds and a second arrives meanwhile
+    probe.gate = threading.Event()
+    probe.started.clear()
+    pool = containers("FeedsFunction")
+    with ThreadPoolExecutor(max_workers=2) as executor:
+        rebuilding = executor.submit(pool.invoke, feed_event("/feeds/probe.json", key=key))
+        assert probe.started.wait(5)
+        waiting = executor.submit(pool.invoke, feed_event("/feeds/probe.json", key=key))
+        time.sleep(0.2)
+        probe.gate.set()
+        rebuilt, second = rebuilding.result(timeout=10), waiting.result(timeout=10)
+    # THEN the second waited for the new file instead of getting the invalidated one
+    assert rebuilt["headers"]["X-Cache"] == "MISS"
+    assert second["statusCode"] == HTTPStatus.TEMPORARY_REDIRECT
+    assert second["headers"]["X-Cache"] == "MISS"
+    assert download(second["headers"]["Location"]) == rebuilt["body"].encode()
+    assert probe.calls == 2
+
+
+def test_soft_invalidation_allows_stale_while_rebuilding(
+    call_feed, containers, make_key, probe, invalidate, deliver_s3_events
+):
+    key, _ = make_key()
+    call_feed("/feeds/probe.json", key=key)
+    deliver_s3_events()
+    invalidate({"feed": "probe", "soft": True})
+    probe.gate = threading.Event()
+    probe.started.clear()
+    pool = containers("FeedsFunction")
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        rebuilding = executor.submit(pool.invoke, feed_event("/feeds/probe.json", key=key))
+        assert probe.started.wait(5)
+        second = pool.invoke(feed_event("/feeds/probe.json", key=key))
+        probe.gate.set()
+        assert rebuilding.result(timeout=10)["headers"]["X-Cache"] == "MISS"
+    assert second["headers"]["X-Cache"] == "STALE"
+
+
+def test_cold_key_with_50_concurrent_requests_generates_once(containers, make_key, probe):
+    # GIVEN a cold key and a generator that takes a moment
+    key, _ = make_key()
+    probe.gate = threading.Event()
+    pool = containers("FeedsFunction")
+    # WHEN 50 requests arrive at once
+    with ThreadPoolExecutor(max_workers=50) as executor:
+        futures = [
+            executor.submit(pool.invoke, feed_event("/feeds/probe.json", key=key))
+            for _ in range(50)
+        ]
+        assert probe.started.wait(5)
+        time.sleep(0.3)
+        probe.gate.set()
+        responses = [future.result(timeout=30) for future in futures]
+    # THEN the generator ran once, and every client got the same file
+    assert probe.calls == 1
+    inline = [r for r in responses if r["statusCode"] == HTTPStatus.OK]
+    redirected = [r for r in responses if r["statusCode"] == HTTPStatus.TEMPORARY_REDIRECT]
+    assert len(inline) == 1 and len(redirected) == 49
+    body = inline[0]["body"].encode()
+    assert {download(r["headers"]["Location"]) for r in redirected[:5]} == {body}
+
+
+def test_a_lease_that_ran_out_can_be_taken_over(runtime: Runtime):
+    now = time.time()
+    first = lease("0000000000000001-aaaaaaaa", started_at=now - 120, lease_seconds=60)
+    assert locks.acquire(
+        runtime.dynamodb, "k" * 32, first, now=now - 120, superseded_before=0
+    ).acquired
+    second = lease("0000000000000002-bbbbbbbb", started_at=now)
+    taken = locks.acquire(runtime.dynamodb, "k" * 32, second, now=now, superseded_before=0)
+    assert taken.acquired
+    # The slow first owner finishing late cannot free the new owner's lock.
+    assert locks.release("k" * 32, first.owner) is False
+    assert locks.current("k" * 32) == second
+    assert locks.release("k" * 32, second.owner) is True
+    assert locks.current("k" * 32) is None
+
+
+def test_a_live_lease_is_not_taken_and_the_loser_learns_the_holder(runtime: Runtime):
+    now = time.time()
+    holder = lease("0000000000000001-aaaaaaaa", started_at=now)
+    assert locks.acquire(runtime.dynamodb, "k" * 32, holder, now=now, superseded_before=0).acquired
+    challenger = lease("0000000000000002-bbbbbbbb", started_at=now + 1)
+    taken = locks.acquire(runtime.dynamodb, "k" * 32, challenger, now=now + 1, superseded_before=0)
+    assert not taken.acquired
+    assert taken.lease == holder
+
+
+def test_a_lock_on_an_invalidated_generation_can_be_taken_over(runtime: Runtime):
+    now = time.time()
+    holder = lease("0000000000000001-aaaaaaaa", started_at=now)
+    assert locks.acquire(runtime.dynamodb, "k" * 32, holder, now=now, superseded_before=0).acquired
+    challenger = lease("0000000000000002-bbbbbbbb", started_at=now + 2)
+    taken = locks.acquire(
+        runtime.dynamodb, "k" * 32, challenger, now=now + 2, superseded_before=now + 1
+    )
+    assert taken.acquired

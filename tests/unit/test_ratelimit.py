@@ -1,0 +1,66 @@
+"""Rate limiting: exact counts under concurrency, 429 with Retry-After and RateLimit-*."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from http import HTTPStatus
+
+import pytest
+
+from offload import auth, ratelimit
+from offload.errors import RateLimited
+from offload.models import RateCounter
+from tests.support import problem_of
+
+
+def test_request_over_the_limit_is_429_with_headers(call_feed, make_key, probe):
+    key, _ = make_key(hourly_limit=3)
+    answers = [call_feed("/feeds/probe.json", key=key) for _ in range(4)]
+    assert all(a["statusCode"] < HTTPStatus.BAD_REQUEST for a in answers[:3])
+    assert [a["headers"]["RateLimit-Remaining"] for a in answers[:3]] == ["2", "1", "0"]
+    limited = answers[3]
+    assert limited["statusCode"] == HTTPStatus.TOO_MANY_REQUESTS
+    problem_of(limited)
+    assert limited["headers"]["RateLimit-Limit"] == "3"
+    assert limited["headers"]["RateLimit-Remaining"] == "0"
+    reset = int(limited["headers"]["RateLimit-Reset"])
+    assert 0 < reset <= 3600
+    assert int(limited["headers"]["Retry-After"]) == reset
+
+
+def test_twenty_threads_count_exactly(aws, make_key):
+    # GIVEN a client allowed 50 requests
+    _, client_id = make_key(hourly_limit=50)
+    client = auth.Client(client_id=client_id, scopes=frozenset({"feeds"}), hourly_limit=50)
+    now = 1_800_000_000.0
+
+    def hit(_: int) -> bool:
+        try:
+            ratelimit.consume(client, window_seconds=3600, now=now)
+        except RateLimited:
+            return False
+        return True
+
+    # WHEN 20 threads send 4 requests each
+    with ThreadPoolExecutor(max_workers=20) as executor:
+        allowed = list(executor.map(hit, range(80)))
+    # THEN exactly 50 pass, and the stored count is exact
+    assert allowed.count(True) == 50
+    window = int(now // 3600 * 3600)
+    counter = RateCounter.get(RateCounter.key_for(client_id, window), RateCounter.SORT)
+    assert counter.hits == 50
+
+
+def test_windows_are_independent(aws, make_key):
+    _, client_id = make_key(hourly_limit=1)
+    client = auth.Client(client_id=client_id, scopes=frozenset({"feeds"}), hourly_limit=1)
+    ratelimit.consume(client, window_seconds=3600, now=3600 * 500 + 10)
+    with pytest.raises(RateLimited):
+        ratelimit.consume(client, window_seconds=3600, now=3600 * 500 + 20)
+    assert ratelimit.consume(client, window_seconds=3600, now=3600 * 501).remaining == 0
+
+
+def test_the_hourly_limit_scales_to_the_window():
+    assert ratelimit.scaled_limit(1000, 3600) == 1000
+    assert ratelimit.scaled_limit(1000, 60) == 16
+    assert ratelimit.scaled_limit(10, 60) == 1

@@ -1,0 +1,99 @@
+"""The upload recorder: idempotent, order-safe, and only ever moving forward."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+
+from offload import locks
+from offload.models import CacheEntry
+from offload.recorder import record_created
+from offload.storage import upload
+from tests.support import BUCKET_NAME, s3_event
+
+CACHE_ID = "0123456789abcdef0123456789abcdef"
+
+
+def put_generation(started_at: float, suffix: str) -> str:
+    generation_id = f"{int(started_at * 1_000_000):016d}-{suffix}"
+    key = f"feeds/probe/client-1/{CACHE_ID}/{generation_id}.json"
+    upload(
+        boto3.client("s3"),
+        BUCKET_NAME,
+        key,
+        b'{"generation": "%s"}' % suffix.encode(),
+        content_type="application/json",
+        cache_id=CACHE_ID,
+        generation_id=generation_id,
+        generated_at=started_at,
+    )
+    return key
+
+
+def current_entry() -> CacheEntry:
+    return CacheEntry.get(CacheEntry.key_for(CACHE_ID), CacheEntry.SORT)
+
+
+def test_created_event_points_the_entry_at_the_object(handler):
+    key = put_generation(1_800_000_000.0, "aaaaaaaa")
+    result = handler("RecorderFunction")(s3_event("ObjectCreated:Put", key))
+    assert result == {"recorded": ["advanced"]}
+    entry = current_entry()
+    assert entry.object_key == key
+    assert entry.content_type == "application/json"
+    assert entry.size > 0
+
+
+def test_duplicate_and_out_of_order_events_keep_the_newest(handler):
+    older = put_generation(1_800_000_000.0, "aaaaaaaa")
+    newer = put_generation(1_800_000_100.0, "bbbbbbbb")
+    recorder = handler("RecorderFunction")
+    recorder(s3_event("ObjectCreated:Put", newer))
+    assert recorder(s3_event("ObjectCreated:Put", older)) == {"recorded": ["older"]}
+    assert recorder(s3_event("ObjectCreated:Put", newer)) == {"recorded": ["older"]}
+    assert current_entry().object_key == newer
+
+
+def test_the_upload_releases_the_lock_it_names(runtime):
+    started = 1_800_000_000.0
+    generation_id = f"{int(started * 1_000_000):016d}-aaaaaaaa"
+    lease = locks.Lease(generation_id, "unused", started, started + 60)
+    assert locks.acquire(
+        runtime.dynamodb, CACHE_ID, lease, now=started, superseded_before=0
+    ).acquired
+    key = put_generation(started, "aaaaaaaa")
+    record_created(runtime.s3, BUCKET_NAME, key)
+    assert locks.current(CACHE_ID) is None
+
+
+def test_removed_event_drops_the_entry_that_points_at_the_object(handler):
+    key = put_generation(1_800_000_000.0, "aaaaaaaa")
+    recorder = handler("RecorderFunction")
+    recorder(s3_event("ObjectCreated:Put", key))
+    boto3.client("s3").delete_object(Bucket=BUCKET_NAME, Key=key)
+    assert recorder(s3_event("ObjectRemoved:Delete", key)) == {"recorded": ["dropped"]}
+    with pytest.raises(CacheEntry.DoesNotExist):
+        current_entry()
+
+
+def test_removal_of_an_old_generation_leaves_the_entry(handler):
+    older = put_generation(1_800_000_000.0, "aaaaaaaa")
+    newer = put_generation(1_800_000_100.0, "bbbbbbbb")
+    recorder = handler("RecorderFunction")
+    recorder(s3_event("ObjectCreated:Put", newer))
+    assert recorder(s3_event("ObjectRemoved:Delete", older)) == {"recorded": ["unrelated"]}
+    assert current_entry().object_key == newer
+
+
+def test_created_event_for_an_object_already_deleted_is_a_no_op(handler):
+    key = put_generation(1_800_000_000.0, "aaaaaaaa")
+    boto3.client("s3").delete_object(Bucket=BUCKET_NAME, Key=key)
+    assert handler("RecorderFunction")(s3_event("ObjectCreated:Put", key)) == {"recorded": ["gone"]}
+
+
+def test_a_record_that_cannot_be_processed_fails_the_event(handler):
+    key = put_generation(1_800_000_000.0, "aaaaaaaa")
+    event = s3_event("ObjectCreated:Put", key, bucket="no-such-bucket")
+    # Raising makes Lambda retry the event and then send it to the dead-letter queue.
+    with pytest.raises(Exception, match="1 of 1 records failed"):
+        handler("RecorderFunction")(event)
