@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import threading
 import time
@@ -18,6 +19,8 @@ SCOPES = frozenset({SCOPE_FEEDS, SCOPE_ADMIN})
 KEY_PREFIX = "ofl_"
 KEY_HEADER = "x-api-key"
 KEY_QUERY = "key"
+# Client ids appear in object keys and cache keys, so they are slugs.
+CLIENT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +107,8 @@ def create_key(
     client_id: str, *, scopes: set[str], hourly_limit: int, key: str | None = None
 ) -> str:
     """Store a new key for `client_id` and return it in clear, the only time it exists so."""
+    if not CLIENT_ID.fullmatch(client_id):
+        raise ValueError("a client id is a lower-case name: letters, digits, - and _")
     unknown = scopes - SCOPES
     if unknown:
         raise ValueError(f"unknown scopes: {sorted(unknown)}")

@@ -1,0 +1,162 @@
+"""The `offload` command: keys, invalidations and feeds, against AWS or the local stack.
+
+It reaches AWS through the standard environment (credentials, region, AWS_ENDPOINT_URL),
+and finds the table in TABLE_NAME or --table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from offload import auth
+from offload.config import TABLE_NAME, Settings
+from offload.feeds import REGISTRY
+from offload.feeds.base import SLUG
+from offload.feeds.catalog import product_records, seed_products
+from offload.invalidation import FeedInvalidation, invalidate
+from offload.models import bind_models
+
+
+class UsageError(Exception):
+    """A command that cannot run as given."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `offload` console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command != "feeds":
+            _bind(args.table)
+        return args.run(args)
+    except UsageError as exc:
+        print(f"offload: {exc}", file=sys.stderr)
+        return 2
+
+
+def _bind(table: str | None) -> None:
+    table = table or os.environ.get(TABLE_NAME)
+    if not table:
+        raise UsageError(
+            f"no table: set {TABLE_NAME} (with the local stack: source .offload/local.env) "
+            "or pass --table"
+        )
+    # The commands touch only DynamoDB; the bucket setting is not used.
+    bind_models(Settings(table_name=table, bucket_name=os.environ.get("BUCKET_NAME", "-")))
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    try:
+        key = auth.create_key(args.client, scopes={args.scope}, hourly_limit=args.hourly_limit)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    print(f"client:       {args.client}")
+    print(f"scope:        {args.scope}")
+    print(f"hourly limit: {args.hourly_limit}")
+    print(f"key:          {key}")
+    print("The key is shown only now; Offload stores its SHA-256 hash.", file=sys.stderr)
+    return 0
+
+
+def _keys_list(args: argparse.Namespace) -> int:
+    print(f"{'CLIENT':<20} {'KEY':<12} {'SCOPES':<14} {'LIMIT/H':>8}  {'STATE':<8} CREATED")
+    for record in auth.list_keys():
+        created = datetime.fromtimestamp(int(record.created_at), tz=UTC).strftime("%Y-%m-%d %H:%M")
+        state = "revoked" if record.disabled else "active"
+        scopes = ",".join(sorted(record.scopes))
+        print(
+            f"{record.client_id:<20} {record.key_prefix + '…':<12} {scopes:<14} "
+            f"{int(record.hourly_limit):>8}  {state:<8} {created}"
+        )
+    return 0
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    count = auth.revoke(client_id=args.client, key=args.key)
+    if count == 0:
+        raise UsageError("no such key or client")
+    print(f"revoked {count} key(s); warm containers stop accepting them within their cache time")
+    return 0
+
+
+def _invalidate(args: argparse.Namespace) -> int:
+    if args.glob:
+        scope = "global"
+    else:
+        kind, name = ("feed", args.feed) if args.feed else ("client", args.client)
+        if not SLUG.fullmatch(name):
+            raise UsageError(f"--{kind} must be a lower-case name")
+        scope = f"{kind}#{name}"
+    request = FeedInvalidation(scope, soft=args.soft)
+    at = invalidate(request, now=time.time())
+    when = datetime.fromtimestamp(at, tz=UTC).isoformat(timespec="milliseconds")
+    print(f"invalidated {request.describe()} at {when}")
+    return 0
+
+
+def _feeds_list(args: argparse.Namespace) -> int:
+    for feed in REGISTRY:
+        params = ", ".join(p.name for p in feed.parameters) or "-"
+        print(
+            f"{feed.name}: formats {', '.join(sorted(feed.formats))}; parameters {params}; "
+            f"max age {feed.max_age_seconds} s. {feed.description}"
+        )
+    return 0
+
+
+def _catalog_seed(args: argparse.Namespace) -> int:
+    written = seed_products(product_records(args.count))
+    print(f"wrote {written} demo products")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="offload", description=__doc__.splitlines()[0])
+    parser.add_argument("--table", help=f"DynamoDB table (default: ${TABLE_NAME})")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    keys = commands.add_parser("keys", help="create, list and revoke API keys")
+    key_commands = keys.add_subparsers(dest="action", required=True)
+    create = key_commands.add_parser("create", help="create a key and print it once")
+    create.add_argument("--client", required=True)
+    create.add_argument("--hourly-limit", type=int, default=1000)
+    create.add_argument("--scope", choices=sorted(auth.SCOPES), default=auth.SCOPE_FEEDS)
+    create.set_defaults(run=_keys_create)
+    key_commands.add_parser("list", help="list keys (hash prefixes only)").set_defaults(
+        run=_keys_list
+    )
+    revoke = key_commands.add_parser("revoke", help="revoke one key or every key of a client")
+    which = revoke.add_mutually_exclusive_group(required=True)
+    which.add_argument("--client")
+    which.add_argument("--key")
+    revoke.set_defaults(run=_keys_revoke)
+
+    inv = commands.add_parser("invalidate", help="make feed files regenerate")
+    scope = inv.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--global", dest="glob", action="store_true")
+    scope.add_argument("--feed")
+    scope.add_argument("--client")
+    inv.add_argument("--soft", action="store_true", help="allow stale answers while rebuilding")
+    inv.set_defaults(run=_invalidate)
+
+    feeds = commands.add_parser("feeds", help="list the registered feeds")
+    feeds.add_subparsers(dest="action", required=True).add_parser("list").set_defaults(
+        run=_feeds_list
+    )
+
+    catalog = commands.add_parser("catalog", help="the demo catalog feed's data")
+    seed = catalog.add_subparsers(dest="action", required=True).add_parser(
+        "seed", help="write deterministic demo products"
+    )
+    seed.add_argument("--count", type=int, default=2000)
+    seed.set_defaults(run=_catalog_seed)
+    return parser
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,54 @@
+"""The `offload` command against an emulated account."""
+
+from __future__ import annotations
+
+import pytest
+
+from offload import auth
+from offload.cli import main
+from offload.freshness import read_coverage
+
+
+def test_keys_create_prints_the_key_once_and_stores_its_hash(aws, capsys):
+    assert main(["keys", "create", "--client", "acme", "--hourly-limit", "5"]) == 0
+    out = capsys.readouterr().out
+    key = next(line.split()[-1] for line in out.splitlines() if line.startswith("key:"))
+    client = auth.authenticate(key, auth.SCOPE_FEEDS, auth.ClientCache(ttl=0))
+    assert (client.client_id, client.hourly_limit) == ("acme", 5)
+
+    assert main(["keys", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "acme" in listing and key not in listing and key[:8] in listing
+
+
+def test_keys_revoke_by_client(aws, capsys):
+    main(["keys", "create", "--client", "acme"])
+    key = capsys.readouterr().out.split("key:")[1].split()[0]
+    assert main(["keys", "revoke", "--client", "acme"]) == 0
+    with pytest.raises(auth.Forbidden):
+        auth.authenticate(key, auth.SCOPE_FEEDS, auth.ClientCache(ttl=0))
+    assert main(["keys", "revoke", "--client", "nobody"]) == 2
+
+
+def test_invalidate_feed_records_the_time(aws, capsys):
+    assert main(["invalidate", "--feed", "catalog"]) == 0
+    assert read_coverage("catalog", "anyone").hard_at > 0
+    assert main(["invalidate", "--client", "acme", "--soft"]) == 0
+    assert read_coverage("catalog", "acme").soft_at > 0
+    assert "invalidated" in capsys.readouterr().out
+
+
+def test_feeds_list_needs_no_table(monkeypatch, capsys):
+    monkeypatch.delenv("TABLE_NAME")
+    assert main(["feeds", "list"]) == 0
+    assert "catalog: formats json, xml; parameters category" in capsys.readouterr().out
+
+
+def test_a_missing_table_is_a_clear_usage_error(monkeypatch, capsys):
+    monkeypatch.delenv("TABLE_NAME")
+    assert main(["keys", "list"]) == 2
+    assert "source .offload/local.env" in capsys.readouterr().err
+
+
+def test_bad_client_name_is_refused(aws, capsys):
+    assert main(["keys", "create", "--client", "Not A Slug"]) == 2
