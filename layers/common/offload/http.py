@@ -84,7 +84,7 @@ def register_error_handlers(app: APIGatewayHttpResolver) -> None:
             logger.warning("request failed", extra={"status": int(error.status)}, exc_info=error)
         return error_response(error)
 
-    @app.exception_handler((ClientError, BotoCoreError, PynamoDBException))
+    @app.exception_handler([ClientError, BotoCoreError, PynamoDBException])
     def _dependency(error: Exception) -> Response:
         logger.exception("dependency failed")
         return error_response(DependencyUnavailable("a backing service failed; retry shortly"))

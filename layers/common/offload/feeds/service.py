@@ -24,6 +24,9 @@ from offload.observability import logger, metrics
 from offload.ratelimit import RateStatus, consume
 from offload.runtime import Runtime
 
+# Cache keys whose last object a container remembers for the speculative HEAD.
+MAX_REMEMBERED = 10_000
+
 
 class Outcome(StrEnum):
     """The X-Cache answer."""
@@ -120,7 +123,7 @@ class FeedService:
             entry, exists=exists, coverage=coverage, max_age=request.feed.max_age_seconds, now=now
         )
         if entry is not None and state is not freshness.State.UNUSABLE:
-            self._known[request.cache_id] = entry.object_key
+            self._remember(request.cache_id, entry.object_key)
         if state is freshness.State.FRESH and entry is not None:
             metrics.add_metric(name="Hits", unit=MetricUnit.Count, value=1)
             return self._redirect(Outcome.HIT, rate, request, entry.object_key)
@@ -170,15 +173,13 @@ class FeedService:
         try:
             data = self._generate(request)
             return self._store_and_answer(request, rate, lease, data)
-        except OffloadError:
-            # The recorder releases a lock once the upload lands; on failure, we do.
+        except Exception:
+            # The recorder releases the lock once the upload lands; on failure, we do.
             locks.release(request.cache_id, lease.owner)
             if stale:
+                logger.warning("rebuild failed; serving the stale file", exc_info=True)
                 metrics.add_metric(name="StaleOnError", unit=MetricUnit.Count, value=1)
                 return self._redirect(Outcome.STALE, rate, request, stale)
-            raise
-        except Exception:
-            locks.release(request.cache_id, lease.owner)
             raise
 
     def _store_and_answer(
@@ -194,7 +195,7 @@ class FeedService:
             generation_id=lease.owner,
             generated_at=lease.started_at,
         )
-        self._known[request.cache_id] = lease.object_key
+        self._remember(request.cache_id, lease.object_key)
         metrics.add_metric(name="Misses", unit=MetricUnit.Count, value=1)
         if len(data) <= self._settings.inline_limit_bytes:
             return FeedAnswer(Outcome.MISS, rate, request.content_type, body=data)
@@ -240,6 +241,11 @@ class FeedService:
             if time.monotonic() >= deadline:
                 return False
             time.sleep(self._settings.lock_poll_seconds)
+
+    def _remember(self, cache_id: str, object_key: str) -> None:
+        if len(self._known) >= MAX_REMEMBERED and cache_id not in self._known:
+            self._known.clear()  # a rare cold round beats unbounded memory
+        self._known[cache_id] = object_key
 
     def _exists(self, object_key: str) -> bool:
         return storage.object_exists(self._runtime.s3, self._settings.bucket_name, object_key)
