@@ -26,6 +26,14 @@ def test_dynamodb_failure_is_a_503_problem_with_retry_after(call_feed, make_key,
     assert "Traceback" not in problem_of(response)["detail"]
 
 
+def test_dependency_failure_after_counting_keeps_the_ratelimit_headers(call_feed, make_key, probe):
+    key, _ = make_key()
+    boto3.client("s3").delete_bucket(Bucket=BUCKET_NAME)
+    response = call_feed("/feeds/probe.json", key=key)
+    assert response["statusCode"] == HTTPStatus.SERVICE_UNAVAILABLE
+    assert response["headers"]["RateLimit-Remaining"] == "999"
+
+
 def test_upload_failure_without_a_stale_file_is_a_503(call_feed, make_key, probe):
     key, _ = make_key()
     s3 = boto3.client("s3")

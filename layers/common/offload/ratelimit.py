@@ -6,11 +6,13 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from aws_lambda_powertools.metrics import MetricUnit
 from pynamodb.exceptions import UpdateError
 
 from offload.auth import Client
 from offload.errors import RateLimited
 from offload.models import RateCounter
+from offload.observability import metrics
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
 
@@ -58,6 +60,7 @@ def consume(client: Client, *, window_seconds: int, now: float) -> RateStatus:
     except UpdateError as exc:
         if exc.cause_response_code != CONDITION_FAILED:
             raise
+        metrics.add_metric(name="RateLimited", unit=MetricUnit.Count, value=1)
         status = RateStatus(limit=limit, remaining=0, reset_seconds=reset)
         raise RateLimited(
             f"{limit} requests per {window_seconds} s; the window resets in {reset} s",

@@ -12,11 +12,18 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from aws_lambda_powertools.metrics import MetricUnit
+from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.exceptions import PynamoDBException
 
 from offload import freshness, locks, storage
 from offload.auth import Client
 from offload.cachekey import FeedRequest, parse_feed_request
-from offload.errors import GenerationFailed, GenerationTimedOut, OffloadError
+from offload.errors import (
+    DependencyUnavailable,
+    GenerationFailed,
+    GenerationTimedOut,
+    OffloadError,
+)
 from offload.feeds.base import GenerationRequest
 from offload.feeds.registry import REGISTRY, FeedRegistry
 from offload.models import CacheEntry
@@ -96,6 +103,12 @@ class FeedService:
         except OffloadError as error:
             error.headers.update(status.headers())
             raise
+        except (BotoCoreError, ClientError, PynamoDBException) as exc:
+            raise DependencyUnavailable(
+                "a backing service failed; retry shortly",
+                headers=status.headers(),
+                retry_after=self._settings.retry_after_seconds,
+            ) from exc
 
     def handle(self, file: str, raw_query: str, client: Client) -> FeedAnswer:
         """Validate `/feeds/{file}?{raw_query}` and serve it; invalid requests count too."""
