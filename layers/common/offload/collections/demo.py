@@ -1,0 +1,46 @@
+"""Demo matches for the local stack: a few users, each with a list of finished matches."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from offload.collections.entities import EntityStore
+from offload.collections.matches import MATCHES
+from offload.collections.store import CollectionStore
+from offload.runtime import Runtime, get_runtime
+
+DEMO_USERS = ("42", "17", "7", "99")
+LIVE_MATCH = "m-1013"
+_FIRST_FINISH = datetime(2026, 11, 1, 18, 0, tzinfo=UTC)
+_MAPS = ("harbour", "foundry", "canyon", "orbit")
+
+
+def demo_matches() -> list[dict]:
+    """Twelve finished matches among the demo users, and one still being played."""
+    matches: list[dict] = []
+    for number in range(12):
+        home = DEMO_USERS[number % len(DEMO_USERS)]
+        away = DEMO_USERS[(number + 1 + number // len(DEMO_USERS)) % len(DEMO_USERS)]
+        finished = _FIRST_FINISH + timedelta(days=number, minutes=7 * number)
+        matches.append(
+            {
+                "id": f"m-{1001 + number}",
+                "players": [home, away],
+                "finished_at": finished.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "winner": home if number % 3 else away,
+                "score": [3, number % 3],
+                "map": _MAPS[number % len(_MAPS)],
+            }
+        )
+    matches.append({"id": LIVE_MATCH, "players": ["42", "99"], "finished_at": None, "map": "orbit"})
+    return matches
+
+
+def seed_demo(runtime: Runtime | None = None) -> dict[str, str]:
+    """Record the demo matches (idempotently) and return each demo user's version."""
+    runtime = runtime or get_runtime()
+    collections = CollectionStore.for_settings(runtime.settings)
+    entities = EntityStore(runtime.dynamodb, collections, runtime.pool)
+    for match in demo_matches():
+        entities.record(MATCHES, match)
+    return {user: collections.version(MATCHES.of(user)) for user in DEMO_USERS}

@@ -1,0 +1,129 @@
+"""Entities: stored once (idempotently), listed in their owners' collections, read back."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+from pynamodb.exceptions import PutError
+
+from offload.collections.base import Collection, Record, canonical_json, check_id
+from offload.collections.models import Entity
+from offload.collections.store import CollectionStore, Entry
+from offload.errors import Conflict, NotFound, PayloadTooLarge
+
+CONDITION_FAILED = "ConditionalCheckFailedException"
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """The outcome of recording an entity: new or already known, and the versions it made."""
+
+    created: bool
+    record: Record
+    body: str
+    versions: dict[str, str]
+
+
+class EntityStore:
+    """Records entities and keeps their owners' collections in step."""
+
+    def __init__(
+        self,
+        dynamodb: Any,
+        collections: CollectionStore,
+        pool: Executor,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._dynamodb = dynamodb
+        self._collections = collections
+        self._pool = pool
+        self._clock = clock
+
+    def record(self, collection: Collection, document: Mapping[str, Any]) -> Recorded:
+        """Store the entity, then give each owner a version listing it, if it is final.
+
+        The same body again is a no-op that still finishes what a crash left undone (a
+        member not written, a version not created); a different body is a Conflict once
+        the stored entity is final.
+        """
+        record = collection.parse(document)
+        body = canonical_json(record.body)
+        if len(body.encode()) > collection.max_entity_bytes:
+            raise PayloadTooLarge(
+                f"a {collection.entity} is at most {collection.max_entity_bytes} bytes"
+            )
+        created = self._store(collection, record, body)
+        versions = {}
+        if record.order_key is not None:
+            versions = self._list(collection, record, record.order_key, created)
+        return Recorded(created=created, record=record, body=body, versions=versions)
+
+    def load(self, collection: Collection, entity_id: str) -> Entity:
+        """The stored entity; NotFound when there is none."""
+        check_id(entity_id, f"{collection.entity} id")
+        try:
+            # Consistent: an entity just recorded must be readable at once.
+            return Entity.get(
+                Entity.key_for(collection.name, entity_id), Entity.SORT, consistent_read=True
+            )
+        except Entity.DoesNotExist as exc:
+            raise NotFound(f"there is no {collection.entity} {entity_id!r}") from exc
+
+    def _store(self, collection: Collection, record: Record, body: str) -> bool:
+        """Write the entity if it is new; True when it was."""
+        item = Entity(
+            Entity.key_for(collection.name, record.entity_id),
+            Entity.SORT,
+            body=body,
+            digest=hashlib.sha256(body.encode()).hexdigest(),
+            final=record.final,
+            recorded_at=self._clock(),
+        )
+        try:
+            self._dynamodb.put_item(
+                TableName=Entity.Meta.table_name,
+                Item=item.serialize(),
+                ConditionExpression="attribute_not_exists(#pk)",
+                ExpressionAttributeNames={"#pk": "pk"},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+            return True
+        except self._dynamodb.exceptions.ConditionalCheckFailedException as exc:
+            raw = exc.response.get("Item")
+            stored = Entity.from_raw_data(raw) if raw else self.load(collection, record.entity_id)
+        if stored.digest == item.digest:
+            return False
+        if stored.final:
+            raise Conflict(
+                f"{collection.entity} {record.entity_id!r} was recorded with a different body"
+            )
+        # Not final yet, so it may still change; but only from the version we just saw.
+        try:
+            item.save(condition=Entity.digest == stored.digest)
+        except PutError as exc:
+            if exc.cause_response_code != CONDITION_FAILED:
+                raise
+            raise Conflict(
+                f"{collection.entity} {record.entity_id!r} changed meanwhile; retry"
+            ) from exc
+        return False
+
+    def _list(
+        self, collection: Collection, record: Record, order_key: str, created: bool
+    ) -> dict[str, str]:
+        """List the entity for each owner and move each owner's pointer past it."""
+        refs = [collection.of(owner) for owner in record.owners]
+        entry = Entry(record.entity_id, order_key)
+        self._collections.add((ref, entry) for ref in refs)
+        # A first recording always makes a version per owner; a repeat only where missing.
+        unless_listed = None if created else record.entity_id
+        versions = self._pool.map(
+            lambda ref: self._collections.bump(ref, unless_listed=unless_listed), refs
+        )
+        return dict(zip(record.owners, versions, strict=True))

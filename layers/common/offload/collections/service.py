@@ -1,0 +1,185 @@
+"""Collections over HTTP: each answer with its Cache-Control, strong ETag and 304."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+
+from offload.collections.base import Collection, CollectionRef
+from offload.collections.entities import EntityStore
+from offload.collections.store import CollectionStore, entity_tag
+from offload.config import Settings
+from offload.errors import InvalidRequest
+from offload.http import NO_STORE
+from offload.runtime import Runtime
+
+JSON = "application/json"
+VERSION_PARAMETER = "version"
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What a collection request answers, before it becomes a Powertools Response."""
+
+    status: HTTPStatus
+    cache_control: str
+    body: bytes | None = None
+    etag: str | None = None
+    location: str | None = None
+
+    def response(self) -> Response:
+        headers = {"Cache-Control": self.cache_control}
+        if self.etag is not None:
+            headers["ETag"] = self.etag
+        if self.location is not None:
+            headers["Location"] = self.location
+        if self.body is None:
+            return Response(self.status, headers=headers, body=None)
+        return Response(self.status, content_type=JSON, body=self.body.decode(), headers=headers)
+
+
+@dataclass(frozen=True, slots=True)
+class CachePolicy:
+    """The Cache-Control of each kind of answer, from settings."""
+
+    pointer: str
+    immutable: str
+    redirect: str
+    unfinished: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CachePolicy:
+        return cls(
+            pointer=(
+                f"public, max-age={settings.pointer_max_age}, "
+                f"stale-while-revalidate={settings.pointer_stale_while_revalidate}"
+            ),
+            immutable=f"public, max-age={settings.immutable_max_age}, immutable",
+            redirect=f"public, max-age={settings.redirect_max_age}",
+            unfinished=f"public, max-age={settings.unfinished_max_age}",
+        )
+
+
+def matches_any(if_none_match: str | None, etag: str) -> bool:
+    """Whether `If-None-Match` names `etag` (weak comparison, as RFC 9110 says) or is `*`."""
+    if not if_none_match:
+        return False
+    tags = [tag.strip() for tag in if_none_match.split(",")]
+    return "*" in tags or any(tag.removeprefix("W/") == etag for tag in tags)
+
+
+class CollectionService:
+    """The version pointer, snapshot, entity and recording endpoints of any collection."""
+
+    def __init__(
+        self, settings: Settings, collections: CollectionStore, entities: EntityStore
+    ) -> None:
+        self.cache = CachePolicy.from_settings(settings)
+        self.collections = collections
+        self.entities = entities
+
+    @classmethod
+    def from_runtime(cls, runtime: Runtime) -> CollectionService:
+        collections = CollectionStore.for_settings(runtime.settings)
+        entities = EntityStore(runtime.dynamodb, collections, runtime.pool)
+        return cls(runtime.settings, collections, entities)
+
+    def version(
+        self,
+        collection: Collection,
+        owner_id: str,
+        query: Mapping[str, str],
+        if_none_match: str | None,
+    ) -> Answer:
+        """`{"version": v}`, creating the pointer on first read; short-lived."""
+        _allow(query, ())
+        ref = collection.of(owner_id)
+        body = _json({"version": self.collections.version(ref)})
+        return _cacheable(HTTPStatus.OK, body, self.cache.pointer, if_none_match)
+
+    def index(
+        self,
+        collection: Collection,
+        owner_id: str,
+        query: Mapping[str, str],
+        if_none_match: str | None,
+    ) -> Answer:
+        """The snapshot of `?version=` (immutable), or a short-lived 307 to the current one."""
+        _allow(query, (VERSION_PARAMETER,))
+        ref = collection.of(owner_id)
+        if VERSION_PARAMETER not in query:
+            return self._redirect(ref, if_none_match)
+        header = self.collections.snapshot(ref, query[VERSION_PARAMETER])
+        if matches_any(if_none_match, header.etag):
+            # The stored ETag spares loading a large snapshot's chunks.
+            return Answer(HTTPStatus.NOT_MODIFIED, self.cache.immutable, etag=header.etag)
+        body = self.collections.body(ref, header)
+        return Answer(HTTPStatus.OK, self.cache.immutable, body=body, etag=header.etag)
+
+    def entity(
+        self,
+        collection: Collection,
+        entity_id: str,
+        query: Mapping[str, str],
+        if_none_match: str | None,
+    ) -> Answer:
+        """The entity: immutable once final, short-lived while it may still change."""
+        _allow(query, ())
+        stored = self.entities.load(collection, entity_id)
+        cache_control = self.cache.immutable if stored.final else self.cache.unfinished
+        return _cacheable(HTTPStatus.OK, stored.body.encode(), cache_control, if_none_match)
+
+    def record(self, collection: Collection, document: Mapping[str, Any]) -> Answer:
+        """Record an entity: 201 when new, 200 when known; each owner's new version."""
+        recorded = self.entities.record(collection, document)
+        body = _json({collection.entity: json.loads(recorded.body), "versions": recorded.versions})
+        return Answer(
+            HTTPStatus.CREATED if recorded.created else HTTPStatus.OK,
+            NO_STORE,
+            body=body,
+            location=collection.entity_path(recorded.record.entity_id),
+        )
+
+    def invalidate(self, ref: CollectionRef) -> str:
+        """Move the pointer to a new version with a fresh snapshot; return the version."""
+        return self.collections.bump(ref)
+
+    def _redirect(self, ref: CollectionRef, if_none_match: str | None) -> Answer:
+        version = self.collections.version(ref)
+        # The body names the version, so the ETag changes whenever the Location does.
+        body = _json({"version": version})
+        answer = _cacheable(HTTPStatus.TEMPORARY_REDIRECT, body, self.cache.redirect, if_none_match)
+        if answer.status == HTTPStatus.NOT_MODIFIED:
+            return answer
+        return Answer(
+            answer.status,
+            answer.cache_control,
+            body=body,
+            etag=answer.etag,
+            location=ref.index_url(version),
+        )
+
+
+def _cacheable(
+    status: HTTPStatus, body: bytes, cache_control: str, if_none_match: str | None
+) -> Answer:
+    etag = entity_tag(body)
+    if matches_any(if_none_match, etag):
+        return Answer(HTTPStatus.NOT_MODIFIED, cache_control, etag=etag)
+    return Answer(status, cache_control, body=body, etag=etag)
+
+
+def _allow(query: Mapping[str, str], allowed: Iterable[str]) -> None:
+    # Undeclared parameters would split a CDN's cache into copies of the same answer.
+    unknown = sorted(set(query) - set(allowed))
+    if unknown:
+        raise InvalidRequest(f"unknown query parameters: {', '.join(unknown)}")
+
+
+def _json(document: Mapping[str, Any]) -> bytes:
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
