@@ -7,6 +7,8 @@ from typing import Any
 
 from pynamodb.exceptions import UpdateError
 
+from offload.collections import REGISTRY as COLLECTIONS
+from offload.collections import CollectionRef
 from offload.errors import InvalidRequest
 from offload.feeds.base import SLUG
 from offload.freshness import GLOBAL_SCOPE
@@ -28,6 +30,26 @@ class FeedInvalidation:
         described: dict[str, Any] = {"scope": "global"} if kind == GLOBAL_SCOPE else {kind: name}
         described["soft"] = self.soft
         return described
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionInvalidation:
+    """A collection whose pointer moves to a new version with a fresh snapshot."""
+
+    ref: CollectionRef
+
+    def describe(self) -> dict[str, Any]:
+        return {"collection": self.ref.path}
+
+
+def parse_invalidation(body: dict[str, Any]) -> FeedInvalidation | CollectionInvalidation:
+    """A feed invalidation, or exactly `{"collection": "users/42/matches"}`."""
+    if "collection" not in body:
+        return parse_feed_invalidation(body)
+    others = sorted(set(body) - {"collection"})
+    if others:
+        raise InvalidRequest(f'"collection" takes no other fields, got {", ".join(others)}')
+    return CollectionInvalidation(COLLECTIONS.resolve(body["collection"]))
 
 
 def parse_feed_invalidation(body: dict[str, Any]) -> FeedInvalidation:
