@@ -15,8 +15,10 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --editable '.[dev]'
 	@touch $@
 
+# The local stack in the foreground until Ctrl-C; PORT (default 3000) and EMULATOR_PORT
+# (default: a free one) reach it through the environment: make run PORT=3001
 run: $(BIN)/.installed
-	@echo "make run arrives with the local stack"
+	@$(BIN)/offload-local
 
 test: $(BIN)/.installed check
 	$(BIN)/pytest

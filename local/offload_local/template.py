@@ -64,6 +64,43 @@ class Route:
                 regex += re.escape(part)
         return re.compile(regex)
 
+    @property
+    def key(self) -> str:
+        """API Gateway's routeKey, e.g. `GET /feeds/{file}`."""
+        return f"{self.method} {self.path}"
+
+    @property
+    def specificity(self) -> tuple[int, int, int]:
+        """Sort key: literal paths before variables, greedy variables last (as API Gateway)."""
+        variables = re.findall(r"\{[^}]+\}", self.path)
+        greedy = sum(variable.endswith("+}") for variable in variables)
+        return (greedy, len(variables), self.method == "ANY")
+
+
+@dataclass(frozen=True, slots=True)
+class S3Notification:
+    """An S3 event source of a function: the bucket, event types and key filter."""
+
+    name: str
+    bucket: str
+    events: tuple[str, ...]
+    prefix: str = ""
+    suffix: str = ""
+
+    def matches(self, bucket: str, event_name: str, key: str) -> bool:
+        """Whether S3 notifies this source of `event_name` (e.g. `ObjectCreated:Put`) on key."""
+        if (
+            bucket != self.bucket
+            or not key.startswith(self.prefix)
+            or not key.endswith(self.suffix)
+        ):
+            return False
+        name = f"s3:{event_name}"
+        return any(
+            name.startswith(pattern[:-1]) if pattern.endswith("*") else name == pattern
+            for pattern in self.events
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Function:
@@ -73,8 +110,14 @@ class Function:
     code_uri: Path
     handler: str
     environment: dict[str, str]
+    name: str = ""
+    arn: str = ""
     routes: tuple[Route, ...] = ()
     s3_events: tuple[str, ...] = ()
+    notifications: tuple[S3Notification, ...] = ()
+    timeout: int = 3
+    max_retry_attempts: int = 2
+    on_failure: str | None = None
 
     @property
     def module_path(self) -> Path:
@@ -130,26 +173,68 @@ class Stack:
                 resolved = self.resolve(value)
                 if resolved is not NO_VALUE:
                     environment[name] = str(resolved)
-            routes, s3_events = [], []
-            for event in properties.get("Events", {}).values():
+            routes, s3_events, notifications = [], [], []
+            for event_name, event in properties.get("Events", {}).items():
                 if event["Type"] == "HttpApi":
                     routes.append(
                         Route(event["Properties"]["Method"].upper(), event["Properties"]["Path"])
                     )
                 elif event["Type"] == "S3":
                     kinds = event["Properties"]["Events"]
-                    s3_events.extend([kinds] if isinstance(kinds, str) else kinds)
+                    kinds = [kinds] if isinstance(kinds, str) else kinds
+                    s3_events.extend(kinds)
+                    notifications.append(self._notification(event_name, event["Properties"]))
+            invoke_config = properties.get("EventInvokeConfig", {})
+            on_failure = invoke_config.get("DestinationConfig", {}).get("OnFailure", {})
             found.append(
                 Function(
                     logical_id=logical_id,
                     code_uri=ROOT / properties["CodeUri"],
                     handler=properties["Handler"],
                     environment=environment,
+                    name=self.resource_name(logical_id),
+                    arn=(
+                        f"arn:aws:lambda:{self.region}:{self.account_id}:function:"
+                        f"{self.resource_name(logical_id)}"
+                    ),
                     routes=tuple(routes),
                     s3_events=tuple(s3_events),
+                    notifications=tuple(notifications),
+                    timeout=int(
+                        self.resolve(properties.get("Timeout", globals_.get("Timeout", 3)))
+                    ),
+                    max_retry_attempts=int(invoke_config.get("MaximumRetryAttempts", 2)),
+                    on_failure=(
+                        str(self.resolve(on_failure["Destination"]))
+                        if "Destination" in on_failure
+                        else None
+                    ),
                 )
             )
         return found
+
+    def _notification(self, name: str, properties: dict[str, Any]) -> S3Notification:
+        kinds = properties["Events"]
+        rules = {
+            rule["Name"].lower(): str(self.resolve(rule["Value"]))
+            for rule in properties.get("Filter", {}).get("S3Key", {}).get("Rules", [])
+        }
+        return S3Notification(
+            name=name,
+            bucket=str(self.resolve(properties["Bucket"])),
+            events=tuple([kinds] if isinstance(kinds, str) else kinds),
+            prefix=rules.get("prefix", ""),
+            suffix=rules.get("suffix", ""),
+        )
+
+    def throttling(self) -> tuple[float, int] | None:
+        """The HttpApi's default route throttling (rate per second, burst), if declared."""
+        for api in self.resources("AWS::Serverless::HttpApi").values():
+            settings = api.get("Properties", {}).get("DefaultRouteSettings", {})
+            if "ThrottlingRateLimit" in settings and "ThrottlingBurstLimit" in settings:
+                rate = float(self.resolve(settings["ThrottlingRateLimit"]))
+                return rate, int(self.resolve(settings["ThrottlingBurstLimit"]))
+        return None
 
     def resolve(self, value: Any) -> Any:
         """Evaluate the intrinsic functions the template uses, against local names."""

@@ -1,0 +1,139 @@
+"""`offload-local` (what `make run` starts): the local stack in the foreground until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shlex
+import signal
+import sys
+import threading
+import warnings
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from types import FrameType
+
+from offload_local.servers import PortInUse
+from offload_local.stack import DEMO_KEYS, LocalStack
+from offload_local.template import ROOT, Function
+
+DEFAULT_ENV_FILE = ROOT / ".offload" / "local.env"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Start the stack, print how to use it, serve until SIGINT or SIGTERM."""
+    args = _parser().parse_args(argv)
+    _log_to_stderr()
+    # Requests that end before adding a metric (401, 404, ...) are normal, not news.
+    warnings.filterwarnings("ignore", "No application metrics to publish")
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    stack = LocalStack(port=args.port, emulator_port=args.emulator_port, seed=not args.no_seed)
+    try:
+        stack.start()
+        stack.write_env_file(args.env_file)
+        print(banner(stack, args.env_file), flush=True)
+        stop.wait()
+    except PortInUse as exc:
+        print(f"offload-local: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        stack.stop()
+        if stop.is_set():
+            args.env_file.unlink(missing_ok=True)
+    print("offload-local: stopped", file=sys.stderr)
+    return 0
+
+
+def _log_to_stderr() -> None:
+    """The stack's own messages (requests, failures) on stderr; the SDKs' chatter stays off."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("offload-local: %(message)s"))
+    stack_logger = logging.getLogger("offload_local")
+    stack_logger.addHandler(handler)
+    stack_logger.setLevel(logging.INFO)
+    stack_logger.propagate = False
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="offload-local", description=__doc__)
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("PORT") or 3000),
+        help="API port on 127.0.0.1 (default: $PORT or 3000; 0 picks a free one)",
+    )
+    parser.add_argument(
+        "--emulator-port",
+        type=int,
+        default=int(os.environ.get("EMULATOR_PORT") or 0),
+        help="AWS emulator port on 127.0.0.1 (default: $EMULATOR_PORT or a free one)",
+    )
+    parser.add_argument(
+        "--env-file",
+        type=Path,
+        default=DEFAULT_ENV_FILE,
+        help=f"where to write the export lines (default: {DEFAULT_ENV_FILE})",
+    )
+    parser.add_argument("--no-seed", action="store_true", help="skip the demo keys and data")
+    return parser
+
+
+def banner(stack: LocalStack, env_file: Path) -> str:
+    """What to tell a user once the stack is up: URLs, keys, and lines that work as printed."""
+    api = stack.api_url
+    try:
+        shown = env_file.resolve().relative_to(Path.cwd())
+    except ValueError:
+        shown = env_file
+    keys = [
+        f"  {demo.key:<16} client {demo.client_id}, scope {demo.scope}"
+        + (f", {demo.hourly_limit} requests/hour" if demo.scope == "feeds" else "")
+        for demo in DEMO_KEYS
+    ]
+    lines = [
+        "",
+        f"Offload is running on {api}",
+        f"  AWS emulator (moto)  {stack.emulator.endpoint_url}",
+        f"  table {stack.environment['TABLE_NAME']}, bucket {stack.environment['BUCKET_NAME']}",
+        "",
+        "Demo API keys (local only):",
+        *keys,
+        "",
+        "Try:",
+        *(f"  {line}" for line in curl_examples(api, stack.stack.functions())),
+        "",
+        "For the offload command and AWS tools against this stack:",
+        f"  source {shlex.quote(str(shown))}",
+        "  offload keys create --client acme --hourly-limit 5",
+        "",
+        "Ctrl-C stops everything.",
+    ]
+    return "\n".join(lines)
+
+
+def curl_examples(api: str, functions: Iterable[Function] = ()) -> list[str]:
+    """Shell lines that work as printed against the demo data, per route family declared."""
+    routes = {route.key for function in functions for route in function.routes}
+    feeds, admin = DEMO_KEYS[0].key, DEMO_KEYS[1].key
+    lines = [
+        f"curl -L -H 'X-Api-Key: {feeds}' {api}/feeds/catalog.json -o catalog.json",
+        f"curl -L -H 'Authorization: Bearer {feeds}' '{api}/feeds/catalog.xml?category=shoes'"
+        " -o shoes.xml",
+        f"curl -sSL -o /dev/null -D - '{api}/feeds/catalog.json?key={feeds}'",
+        f"curl -X POST -H 'X-Api-Key: {admin}' -H 'Content-Type: application/json'"
+        f""" -d '{{"feed": "catalog"}}' {api}/invalidations""",
+    ]
+    if "GET /users/{user_id}/matches/index" in routes:
+        lines.append(f"curl -L {api}/users/42/matches/index")
+    return lines
+
+
+if __name__ == "__main__":
+    sys.exit(main())

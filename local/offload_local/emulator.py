@@ -1,0 +1,83 @@
+"""The embedded AWS emulator: moto in server mode on loopback, with the template's resources.
+
+Built from the same parts as moto's ThreadedMotoServer, which neither takes a middleware
+(needed for S3 events) nor returns when its port is busy (its thread exits, `start` waits on).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+
+from offload_local.s3events import ObjectChange, S3EventSource
+from offload_local.servers import QuietRequestHandler, Server
+from offload_local.template import Stack
+
+
+class _Handler(MotoRequestHandler, QuietRequestHandler):
+    """moto's request handling (underscored S3 metadata headers), without an access log."""
+
+
+def _stored_object(bucket: str, key: str) -> tuple[int, str, str | None] | None:
+    """Size, eTag and version of an object, read from moto's in-process state."""
+    from moto.s3.models import s3_backends
+
+    stored = s3_backends[DEFAULT_ACCOUNT_ID]["aws"].get_object(bucket, key)
+    if stored is None:
+        return None
+    version = stored.version_id if stored.version_id not in (None, "null") else None
+    return stored.size, stored.etag.strip('"'), version
+
+
+class Emulator:
+    """moto on 127.0.0.1 (a free port when `port` is 0), reporting S3 object changes."""
+
+    def __init__(
+        self, stack: Stack, *, port: int = 0, on_change: Callable[[ObjectChange], None]
+    ) -> None:
+        self.stack = stack
+        app: Any = DomainDispatcherApplication(create_backend_app)
+        self._server = Server(
+            S3EventSource(app, on_change, lookup=_stored_object),
+            port=port,
+            what="AWS emulator",
+            hint="choose another with EMULATOR_PORT, or leave it unset for a free one",
+            request_handler=_Handler,
+        )
+
+    @property
+    def endpoint_url(self) -> str:
+        return self._server.url
+
+    def start(self) -> None:
+        self._server.start()
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def create_resources(self, session: boto3.Session) -> None:
+        """The template's tables, buckets and queues, as it defines them."""
+        dynamodb = session.client("dynamodb", endpoint_url=self.endpoint_url)
+        for logical_id in self.stack.resources("AWS::DynamoDB::Table"):
+            definition = self.stack.table_definition(logical_id)
+            dynamodb.create_table(**definition)
+            if ttl := self.stack.ttl_attribute(logical_id):
+                dynamodb.update_time_to_live(
+                    TableName=definition["TableName"],
+                    TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl},
+                )
+        s3 = session.client("s3", endpoint_url=self.endpoint_url)
+        location = (
+            {}
+            if session.region_name == "us-east-1"
+            else {"CreateBucketConfiguration": {"LocationConstraint": session.region_name}}
+        )
+        for logical_id in self.stack.resources("AWS::S3::Bucket"):
+            s3.create_bucket(Bucket=self.stack.resource_name(logical_id), **location)
+        sqs = session.client("sqs", endpoint_url=self.endpoint_url)
+        for logical_id in self.stack.resources("AWS::SQS::Queue"):
+            sqs.create_queue(QueueName=self.stack.resource_name(logical_id))

@@ -1,0 +1,190 @@
+"""The whole local stack: emulator, S3 events, HTTP front, environment and demo data."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+
+from offload_local.emulator import Emulator
+from offload_local.gateway import Gateway, GatewayRequestHandler
+from offload_local.lambdas import Containers
+from offload_local.s3events import Notifications
+from offload_local.servers import Server
+from offload_local.template import TEMPLATE_PATH, Stack, load
+
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
+# Variables that would send AWS calls elsewhere, or to a real account, if inherited.
+_FOREIGN = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DemoKey:
+    """A local-only API key the stack seeds."""
+
+    key: str
+    client_id: str
+    scope: str
+    hourly_limit: int
+
+
+DEMO_KEYS = (
+    DemoKey("demo-feeds-key", "demo", "feeds", 1000),
+    DemoKey("demo-admin-key", "admin", "admin", 1000),
+)
+DEMO_PRODUCTS = 2000
+
+
+@dataclass
+class LocalStack:
+    """Offload against moto on loopback: `start()` it, use `api_url`, `stop()` it."""
+
+    port: int = 3000
+    emulator_port: int = 0
+    template: Path = TEMPLATE_PATH
+    seed: bool = True
+    stack: Stack = field(init=False)
+    environment: dict[str, str] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.stack = Stack(load(self.template))
+        functions = self.stack.functions()
+        self._containers = {f.logical_id: Containers(f) for f in functions}
+        self._notifications = Notifications(
+            functions,
+            self._containers,
+            region=self.stack.region,
+            sqs=lambda: boto3.client("sqs"),
+        )
+        self._gateway = Gateway(
+            functions,
+            self._containers,
+            account_id=self.stack.account_id,
+            throttling=self.stack.throttling(),
+        )
+        self._servers: list[Server | Emulator] = []
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self._api.port}"
+
+    def start(self) -> None:
+        """Bind both ports (PortInUse if taken), then serve, create resources and seed."""
+        # The front binds first: a second `make run` fails fast, before any other work.
+        self._api = Server(
+            self._gateway,
+            port=self.port,
+            what="API",
+            hint="is `make run` already running? Stop it, or pick another: make run PORT=3001",
+            request_handler=GatewayRequestHandler,
+        )
+        self._servers.append(self._api)
+        self.emulator = Emulator(
+            self.stack, port=self.emulator_port, on_change=self._notifications.publish
+        )
+        self._servers.append(self.emulator)
+        self.environment = self._environment()
+        # The layer reads its settings from the process environment, once, like a container.
+        for name in _FOREIGN:
+            os.environ.pop(name, None)
+        for name in [name for name in os.environ if name.startswith("AWS_ENDPOINT_URL_")]:
+            os.environ.pop(name)
+        os.environ.update(self.environment)
+        self.emulator.start()
+        self.emulator.create_resources(boto3.Session(region_name=self.stack.region))
+        if self.seed:
+            seed_demo_data()
+        self._api.start()
+
+    def stop(self) -> None:
+        """Stop serving, finish queued S3 events, stop the emulator."""
+        if self._servers:
+            self._servers[0].stop()
+        self._notifications.close()
+        for server in self._servers[1:]:
+            server.stop()
+        self._servers.clear()
+
+    def _environment(self) -> dict[str, str]:
+        """What the functions and any AWS tool need to use this stack."""
+        functions = self.stack.functions()
+        shared = dict(functions[0].environment) if functions else {}
+        for function in functions[1:]:
+            # One process hosts every function: only settings they all share can be set.
+            shared = {k: v for k, v in shared.items() if function.environment.get(k) == v}
+        return {
+            **shared,
+            "POWERTOOLS_SERVICE_NAME": "offload-local",
+            # No X-Ray daemon here.
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "AWS_ENDPOINT_URL": self.emulator.endpoint_url,
+            "AWS_DEFAULT_REGION": self.stack.region,
+            "AWS_REGION": self.stack.region,
+            **FAKE_CREDENTIALS,
+            "NO_PROXY": _no_proxy(),
+            "no_proxy": _no_proxy(),
+            "OFFLOAD_API_URL": self.api_url,
+        }
+
+    def env_file_text(self) -> str:
+        """`export` lines that point the `offload` command and AWS tools at this stack."""
+        names = (
+            "AWS_ENDPOINT_URL",
+            "AWS_DEFAULT_REGION",
+            "AWS_REGION",
+            *FAKE_CREDENTIALS,
+            "TABLE_NAME",
+            "BUCKET_NAME",
+            "OFFLOAD_API_URL",
+        )
+        lines = [
+            "# The Offload local stack (make run); valid while it runs.",
+            f"unset {' '.join(_FOREIGN[:4])}",
+            *(f"export {name}={shlex.quote(self.environment[name])}" for name in names),
+        ]
+        return "\n".join(lines) + "\n"
+
+    def write_env_file(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".tmp")
+        partial.write_text(self.env_file_text())
+        partial.replace(path)  # readers never see half a file
+
+
+def seed_demo_data() -> None:
+    """The demo keys, the catalog's products and, once collections exist, their demo data."""
+    from offload import auth
+    from offload.feeds.catalog import product_records, seed_products
+    from offload.runtime import get_runtime
+
+    get_runtime()  # binds the models to the table, as a container's cold start does
+    for demo in DEMO_KEYS:
+        auth.create_key(
+            demo.client_id, scopes={demo.scope}, hourly_limit=demo.hourly_limit, key=demo.key
+        )
+    seed_products(product_records(DEMO_PRODUCTS))
+    try:
+        demo_module = importlib.import_module("offload.collections.demo")
+    except ModuleNotFoundError as exc:
+        if exc.name not in {"offload.collections", "offload.collections.demo"}:
+            raise
+        return
+    if seed_collections := getattr(demo_module, "seed_demo", None):
+        seed_collections()
+
+
+def _no_proxy() -> str:
+    """NO_PROXY extended with loopback, so a configured proxy never sees local calls."""
+    current = os.environ.get("NO_PROXY") or os.environ.get("no_proxy") or ""
+    hosts = [host for host in current.split(",") if host]
+    return ",".join([*hosts, *(h for h in ("127.0.0.1", "localhost") if h not in hosts)])
