@@ -27,6 +27,12 @@ FUNCTIONS = {function.logical_id: function for function in STACK.functions()}
 _clients = itertools.count(1)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Unit tests never open a socket (moto runs in-process); the local stack's suites do."""
+    item.add_marker(pytest.mark.disable_socket)
+
+
 @pytest.fixture
 def aws() -> Iterator[None]:
     """An empty AWS account in-process, with the template's table and bucket."""

@@ -1,0 +1,183 @@
+"""The local stack as a session fixture: `python -m offload_local` on free loopback ports.
+
+It runs in a child process, exactly as `make run` starts it, so its emulator state and
+environment stay apart from the unit tests' in-process moto; tests reach it over HTTP, and
+through `stack_aws` with boto3 and the layer's models pointed at its emulator.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from http import HTTPStatus
+from pathlib import Path
+
+import pytest
+import requests
+
+from offload import auth
+from offload.runtime import get_runtime
+from tests.support import ROOT, STACK, reset_container_state
+
+STARTUP_SECONDS = 90
+_clients = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class RunningStack:
+    """A started local stack: where its API is and the environment that reaches its emulator."""
+
+    base_url: str
+    environment: dict[str, str]
+    env_file: Path
+    log: Path
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    @property
+    def endpoint_url(self) -> str:
+        return self.environment["AWS_ENDPOINT_URL"]
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The variables of `export NAME=value` lines, as a shell that sources the file sees them."""
+    environment = {}
+    for line in path.read_text().splitlines():
+        words = shlex.split(line, comments=True)
+        if len(words) == 2 and words[0] == "export":
+            name, _, value = words[1].partition("=")
+            environment[name] = value
+    return environment
+
+
+def start_stack(directory: Path) -> tuple[subprocess.Popen[bytes], RunningStack]:
+    """Start `python -m offload_local` on free ports; wait until it has written its env file."""
+    env_file, log = directory / "local.env", directory / "stack.log"
+    environment = {
+        **{name: value for name, value in os.environ.items() if name != "PORT"},
+        "PYTHONUNBUFFERED": "1",
+        "EMULATOR_PORT": "0",
+    }
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "offload_local", "--port", "0", "--env-file", str(env_file)],
+            cwd=ROOT,
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + STARTUP_SECONDS
+    # The stack writes the file (atomically) only once it serves and is seeded.
+    while not env_file.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop_stack(process)
+            pytest.fail(f"the local stack did not start:\n{log.read_text(errors='replace')}")
+        time.sleep(0.05)
+    values = read_env_file(env_file)
+    return process, RunningStack(values["OFFLOAD_API_URL"], values, env_file, log)
+
+
+def stop_stack(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, as Ctrl-C would; SIGKILL only if it does not stop in time."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class _Shared:
+    """One stack per test process, shared by the integration and e2e suites."""
+
+    process: subprocess.Popen[bytes] | None = None
+    stack: RunningStack | None = None
+    users = 0
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    """The running local stack (API base URL, emulator environment)."""
+    if _Shared.users == 0:
+        _Shared.process, _Shared.stack = start_stack(tmp_path_factory.mktemp("local-stack"))
+    _Shared.users += 1
+    assert _Shared.stack is not None
+    try:
+        yield _Shared.stack
+    finally:
+        _Shared.users -= 1
+        if _Shared.users == 0 and _Shared.process is not None:
+            stop_stack(_Shared.process)
+
+
+def create_stack_key(
+    stack: RunningStack, *, hourly_limit: int = 1000, scope: str = auth.SCOPE_FEEDS
+) -> tuple[str, str]:
+    """A key for a fresh client in the stack's table; returns (key, client_id)."""
+    client_id = f"it-{os.getpid()}-{next(_clients)}"
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in stack.environment.items():
+            patch.setenv(name, value)
+        reset_container_state()
+        get_runtime()  # binds the models to the stack's table
+        key = auth.create_key(client_id, scopes={scope}, hourly_limit=hourly_limit)
+    reset_container_state()
+    return key, client_id
+
+
+@pytest.fixture
+def stack_aws(
+    local_stack: RunningStack, aws_environment: None, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[RunningStack]:
+    """This process's AWS SDKs and the layer's models pointed at the stack's emulator."""
+    for name, value in local_stack.environment.items():
+        monkeypatch.setenv(name, value)
+    reset_container_state()
+    get_runtime()  # binds the models to the stack's table
+    yield local_stack
+    reset_container_state()
+
+
+@pytest.fixture
+def http() -> Iterator[requests.Session]:
+    """A client that never uses a configured proxy (everything here is loopback)."""
+    with requests.Session() as session:
+        session.trust_env = False
+        yield session
+
+
+@pytest.fixture
+def make_key(stack_aws: RunningStack) -> Callable[..., tuple[str, str]]:
+    """Create an API key in the stack for a fresh client; returns (key, client_id)."""
+
+    def make_key(*, hourly_limit: int = 1000, scope: str = auth.SCOPE_FEEDS) -> tuple[str, str]:
+        return create_stack_key(stack_aws, hourly_limit=hourly_limit, scope=scope)
+
+    return make_key
+
+
+def wait_for_hit(
+    http: requests.Session, url: str, key: str, *, timeout: float = 15.0
+) -> requests.Response:
+    """Ask until the answer is a 307 HIT: the recorder has handled the upload's S3 event."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = http.get(url, headers={"X-Api-Key": key}, allow_redirects=False, timeout=30)
+        hit = response.headers.get("X-Cache") == "HIT"
+        if (response.status_code == HTTPStatus.TEMPORARY_REDIRECT and hit) or (
+            time.monotonic() > deadline
+        ):
+            return response
+        time.sleep(0.1)
+
+
+SIGNED_URL_TTL = STACK.functions()[0].environment["SIGNED_URL_TTL_SECONDS"]

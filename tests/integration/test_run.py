@@ -1,0 +1,104 @@
+"""What `make run` promises: the env file works, a busy port is one clear line, Ctrl-C stops."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from http import HTTPStatus
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from tests.integration.conftest import RunningStack, read_env_file
+from tests.support import ROOT
+
+BIN = Path(sys.executable).parent
+
+
+def shell(command: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    """Run a command as a user's shell would, with the project's scripts on PATH."""
+    environment = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    environment.pop("PORT", None)
+    return subprocess.run(
+        ["bash", "-c", command],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def test_sourced_env_file_points_the_offload_command_at_the_stack(local_stack, http):
+    # GIVEN a shell that sourced the env file (over whatever AWS settings it had)
+    source = f"source {local_stack.env_file}"
+
+    # WHEN the offload command creates a key there
+    created = shell(f"{source} && offload keys create --client acme --hourly-limit 5")
+    assert created.returncode == 0, created.stderr
+    key = next(line.split()[1] for line in created.stdout.splitlines() if line.startswith("key:"))
+
+    # THEN the running stack accepts it, with its limit, and lists it beside the demo keys
+    answer = http.get(
+        local_stack.url("/feeds/catalog.json?category=toys"),
+        headers={"X-Api-Key": key},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert answer.status_code in {HTTPStatus.OK, HTTPStatus.TEMPORARY_REDIRECT}
+    assert answer.headers["RateLimit-Limit"] == "5"
+    listed = shell(f"{source} && offload keys list")
+    assert listed.returncode == 0, listed.stderr
+    assert {"demo", "admin", "acme"} <= {line.split()[0] for line in listed.stdout.splitlines()}
+
+
+def test_env_file_has_the_stack_settings(local_stack: RunningStack):
+    values = read_env_file(local_stack.env_file)
+    assert urlsplit(values["AWS_ENDPOINT_URL"]).hostname == "127.0.0.1"
+    assert values["AWS_DEFAULT_REGION"] and values["AWS_ACCESS_KEY_ID"]
+    assert values["AWS_SECRET_ACCESS_KEY"]
+    assert values["TABLE_NAME"] == "offload-local-offload"
+    assert values["BUCKET_NAME"] == "offload-local-feeds-123456789012"
+
+
+def test_busy_port_is_one_clear_line_and_exit_code_1(local_stack: RunningStack, tmp_path):
+    port = urlsplit(local_stack.base_url).port
+    result = shell(f"offload-local --port {port} --env-file {tmp_path / 'local.env'}")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1
+    assert f"127.0.0.1:{port}" in result.stderr and "already in use" in result.stderr
+    assert not (tmp_path / "local.env").exists()
+
+
+def test_ctrl_c_stops_everything(tmp_path: Path):
+    # GIVEN a running stack
+    env_file = tmp_path / "local.env"
+    process = subprocess.Popen(
+        [BIN / "offload-local", "--port", "0", "--no-seed", "--env-file", env_file],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not env_file.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    values = read_env_file(env_file)
+
+    # WHEN it gets Ctrl-C
+    process.send_signal(signal.SIGINT)
+
+    # THEN it exits cleanly, both ports are closed and the env file is gone
+    _, errors = process.communicate(timeout=30)
+    assert process.returncode == 0, errors
+    assert "Traceback" not in errors
+    for url in (values["OFFLOAD_API_URL"], values["AWS_ENDPOINT_URL"]):
+        port = urlsplit(url).port
+        assert port is not None
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0
+    assert not env_file.exists()
