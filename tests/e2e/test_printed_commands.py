@@ -1,0 +1,40 @@
+"""The `curl` lines `make run` prints work as printed, against the seeded demo data."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from xml.etree import ElementTree
+
+from offload_local.__main__ import curl_examples
+from tests.e2e.conftest import client_environment, require
+from tests.integration.conftest import RunningStack
+from tests.support import STACK
+
+
+def test_printed_curl_lines_work(local_stack: RunningStack, tmp_path: Path):
+    require("curl")
+    lines = curl_examples(local_stack.base_url, STACK.functions())
+    outputs = []
+    for line in lines:
+        result = subprocess.run(
+            ["bash", "-c", line],
+            cwd=tmp_path,
+            env=client_environment(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, (line, result.stderr)
+        outputs.append(result.stdout)
+
+    catalog = json.loads((tmp_path / "catalog.json").read_text())
+    assert len(catalog["products"]) == 2000
+    shoes = ElementTree.parse(tmp_path / "shoes.xml").getroot().findall("product")
+    assert shoes and {product.findtext("category") for product in shoes} == {"shoes"}
+    headers = outputs[2]
+    assert "x-cache:" in headers.lower() and "HTTP/1.1 200" in headers
+    assert json.loads(outputs[3])["invalidated"] == {"feed": "catalog", "soft": False}
+    for line, output in zip(lines[4:], outputs[4:], strict=True):
+        assert json.loads(output), line  # collections: a JSON document
