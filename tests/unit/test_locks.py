@@ -155,3 +155,31 @@ def test_a_lock_on_an_invalidated_generation_can_be_taken_over(runtime: Runtime)
         runtime.dynamodb, "k" * 32, challenger, now=now + 2, superseded_before=now + 1
     )
     assert taken.acquired
+
+
+def test_a_generation_recorded_just_before_the_lock_is_not_repeated(
+    monkeypatch, containers, make_key, probe, deliver_s3_events
+):
+    # GIVEN a request that read "no entry", and meanwhile another request's generation
+    # completes and is recorded (which releases the lock) before this one takes the lock
+    key, _ = make_key()
+    pool = containers("FeedsFunction")
+    real_acquire = locks.acquire
+    raced: list[dict] = []
+    rival_started = threading.Event()
+
+    def acquire_after_a_rival(*args, **kwargs):
+        if not rival_started.is_set():
+            rival_started.set()
+            raced.append(pool.invoke(feed_event("/feeds/probe.json", key=key)))
+            deliver_s3_events()
+        return real_acquire(*args, **kwargs)
+
+    monkeypatch.setattr(locks, "acquire", acquire_after_a_rival)
+    # WHEN it takes the lock
+    response = pool.invoke(feed_event("/feeds/probe.json", key=key))
+    # THEN it notices the recorded file instead of generating it again
+    assert raced[0]["headers"]["X-Cache"] == "MISS"
+    assert response["statusCode"] == HTTPStatus.TEMPORARY_REDIRECT
+    assert response["headers"]["X-Cache"] == "HIT"
+    assert probe.calls == 1

@@ -141,7 +141,8 @@ class FeedService:
             metrics.add_metric(name="Hits", unit=MetricUnit.Count, value=1)
             return self._redirect(Outcome.HIT, rate, request, entry.object_key)
         stale = entry.object_key if state is freshness.State.STALE and entry else None
-        return self._rebuild(request, rate, coverage, stale, now)
+        seen = entry.object_key if entry is not None else None
+        return self._rebuild(request, rate, coverage, stale, seen, now)
 
     def _rebuild(
         self,
@@ -149,6 +150,7 @@ class FeedService:
         rate: RateStatus,
         coverage: freshness.Coverage,
         stale: str | None,
+        seen: str | None,
         now: float,
     ) -> FeedAnswer:
         generation_id = new_generation_id(now)
@@ -166,6 +168,11 @@ class FeedService:
             superseded_before=coverage.latest,
         )
         if taken.acquired:
+            recorded = self._recorded_since(request, coverage, seen)
+            if recorded is not None:
+                locks.release(request.cache_id, candidate.owner)
+                metrics.add_metric(name="Hits", unit=MetricUnit.Count, value=1)
+                return self._redirect(Outcome.HIT, rate, request, recorded)
             return self._generate_as_owner(request, rate, candidate, stale)
         if stale:
             metrics.add_metric(name="Stale", unit=MetricUnit.Count, value=1)
@@ -179,6 +186,27 @@ class FeedService:
             metrics.add_metric(name="Misses", unit=MetricUnit.Count, value=1)
             return FeedAnswer(Outcome.MISS, rate, request.content_type, body=data)
         return self._store_and_answer(request, rate, candidate, data)
+
+    def _recorded_since(
+        self, request: FeedRequest, coverage: freshness.Coverage, seen: str | None
+    ) -> str | None:
+        """A fresh object recorded after our first read, if any.
+
+        The recorder releases the lock right after moving the entry, so a request that read
+        the old entry can take the lock just after a generation finished; one more read
+        stops it from generating the same file again.
+        """
+        entry = freshness.read_entry(request.cache_id)
+        if entry is None or entry.object_key == seen:
+            return None
+        state = freshness.judge(
+            entry,
+            exists=self._exists(entry.object_key),
+            coverage=coverage,
+            max_age=request.feed.max_age_seconds,
+            now=self._clock(),
+        )
+        return entry.object_key if state is freshness.State.FRESH else None
 
     def _generate_as_owner(
         self, request: FeedRequest, rate: RateStatus, lease: locks.Lease, stale: str | None
