@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: run test check lint unit build clean
+.PHONY: run test check unit bench build clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Offload needs Python 3.11 or newer"'
@@ -29,6 +29,9 @@ check: $(BIN)/.installed
 
 unit: $(BIN)/.installed
 	$(BIN)/pytest tests/unit
+
+bench: $(BIN)/.installed
+	$(BIN)/python bench/feeds.py
 
 # sam build needs the runtime's interpreter (python3.13) on PATH to build the layer;
 # with pyenv, a 3.13 that is installed but not selected is selected for the build.
