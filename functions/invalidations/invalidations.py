@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
 from http import HTTPStatus
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -12,15 +11,15 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from offload.auth import SCOPE_ADMIN, ClientCache, authenticate, extract_key
-from offload.collections.service import CollectionService
+from offload.collections.store import CollectionStore
 from offload.http import json_body, register_error_handlers
-from offload.invalidation import CollectionInvalidation, invalidate, parse_invalidation
+from offload.invalidation import apply, parse_invalidation
 from offload.observability import logger, metrics, tracer
 from offload.runtime import get_runtime
 
 runtime = get_runtime()
 clients = ClientCache(runtime.settings.client_cache_seconds)
-collections = CollectionService.from_runtime(runtime)
+collections = CollectionStore.for_settings(runtime.settings)
 app = APIGatewayHttpResolver()
 register_error_handlers(app)
 
@@ -32,14 +31,7 @@ def create_invalidation() -> Response:
     key = extract_key(event.headers or {}, event.query_string_parameters or {})
     authenticate(key, SCOPE_ADMIN, clients)
     request = parse_invalidation(json_body(app))
-    if isinstance(request, CollectionInvalidation):
-        body = {"invalidated": request.describe(), "version": collections.invalidate(request.ref)}
-    else:
-        at = invalidate(request, now=time.time())
-        body = {
-            "invalidated": request.describe(),
-            "at": datetime.fromtimestamp(at, tz=UTC).isoformat(timespec="microseconds"),
-        }
+    body = apply(request, now=time.time(), collections=collections)
     logger.info("invalidated", extra=body)
     return Response(HTTPStatus.ACCEPTED, content_type="application/json", body=json.dumps(body))
 

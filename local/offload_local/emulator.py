@@ -13,6 +13,7 @@ import boto3
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 
+from offload_local.isolation import serialise_dynamodb
 from offload_local.s3events import ObjectChange, S3EventSource
 from offload_local.servers import QuietRequestHandler, Server
 from offload_local.template import Stack
@@ -54,6 +55,7 @@ class Emulator:
         return self._server.url
 
     def start(self) -> None:
+        serialise_dynamodb()
         self._server.start()
 
     def stop(self) -> None:

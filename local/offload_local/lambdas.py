@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from offload_local.isolation import isolate_router_state
 from offload_local.template import Function
 
 Handler = Callable[[dict, Any], Any]
@@ -51,6 +52,7 @@ class Containers:
     """
 
     def __init__(self, function: Function) -> None:
+        isolate_router_state()
         self.function = function
         self._idle: list[Handler] = []
         self._lock = threading.Lock()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import shlex
 from dataclasses import dataclass, field
@@ -162,25 +161,25 @@ class LocalStack:
 
 
 def seed_demo_data() -> None:
-    """The demo keys, the catalog's products and, once collections exist, their demo data."""
+    """The demo keys, the catalog's products and the demo collections."""
     from offload import auth
+    from offload.collections.demo import seed_demo
     from offload.feeds.catalog import product_records, seed_products
+    from offload.observability import logger
     from offload.runtime import get_runtime
 
     get_runtime()  # binds the models to the table, as a container's cold start does
-    for demo in DEMO_KEYS:
-        auth.create_key(
-            demo.client_id, scopes={demo.scope}, hourly_limit=demo.hourly_limit, key=demo.key
-        )
-    seed_products(product_records(DEMO_PRODUCTS))
+    level = logger.log_level
+    logger.setLevel("WARNING")  # a log line per seeded version would bury the banner
     try:
-        demo_module = importlib.import_module("offload.collections.demo")
-    except ModuleNotFoundError as exc:
-        if exc.name not in {"offload.collections", "offload.collections.demo"}:
-            raise
-        return
-    if seed_collections := getattr(demo_module, "seed_demo", None):
-        seed_collections()
+        for demo in DEMO_KEYS:
+            auth.create_key(
+                demo.client_id, scopes={demo.scope}, hourly_limit=demo.hourly_limit, key=demo.key
+            )
+        seed_products(product_records(DEMO_PRODUCTS))
+        seed_demo()
+    finally:
+        logger.setLevel(level)
 
 
 def _no_proxy() -> str:

@@ -19,6 +19,7 @@ from offload import auth
 from offload.feeds import REGISTRY, Feed, GenerationRequest
 from offload.feeds.catalog import product_records, seed_products
 from offload.runtime import Runtime, get_runtime
+from offload_local.isolation import serialise_dynamodb
 from offload_local.lambdas import Containers, LocalContext, load_handler
 from offload_local.template import Function
 from tests.support import BUCKET_NAME, STACK, create_resources, feed_event, s3_event
@@ -36,6 +37,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.fixture
 def aws() -> Iterator[None]:
     """An empty AWS account in-process, with the template's table and bucket."""
+    serialise_dynamodb()
     with mock_aws():
         create_resources()
         get_runtime()  # binds the models to the table, as a container's cold start does

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from offload import auth
@@ -35,7 +37,15 @@ def test_invalidate_feed_records_the_time(aws, capsys):
     assert read_coverage("catalog", "anyone").hard_at > 0
     assert main(["invalidate", "--client", "acme", "--soft"]) == 0
     assert read_coverage("catalog", "acme").soft_at > 0
-    assert "invalidated" in capsys.readouterr().out
+    assert '"invalidated"' in capsys.readouterr().out
+
+
+def test_invalidate_collection_moves_its_pointer(aws, capsys):
+    assert main(["invalidate", "--collection", "users/42/matches"]) == 0
+    first = json.loads(capsys.readouterr().out)["version"]
+    assert main(["invalidate", "--collection", "users/42/matches"]) == 0
+    assert int(json.loads(capsys.readouterr().out)["version"]) > int(first)
+    assert main(["invalidate", "--collection", "users/../matches"]) == 2
 
 
 def test_feeds_list_needs_no_table(monkeypatch, capsys):

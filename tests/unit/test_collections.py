@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -14,8 +13,6 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
-from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
-from moto.dynamodb.responses import DynamoHandler
 
 from offload import auth
 from offload.collections import MATCHES
@@ -87,61 +84,6 @@ class Api:
 def api(handler, load_event, make_key) -> Api:
     admin_key, _ = make_key(scopes={auth.SCOPE_ADMIN})
     return Api(handler("CollectionsFunction"), load_event, admin_key)
-
-
-@pytest.fixture
-def serialised_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Apply moto's DynamoDB requests one at a time, as DynamoDB applies each atomically.
-
-    moto's in-process backend is not thread-safe: a cancelled transaction restores a deep
-    copy of the whole table taken when it began, dropping other threads' writes meanwhile.
-    """
-    lock = threading.RLock()
-    call_action = DynamoHandler.call_action
-
-    def serialised(self: DynamoHandler) -> Any:
-        with lock:
-            return call_action(self)
-
-    monkeypatch.setattr(DynamoHandler, "call_action", serialised)
-
-
-class _PerThread:
-    """A data descriptor whose value is per thread."""
-
-    def __init__(self, local: threading.local, name: str) -> None:
-        self.local, self.name = local, name
-
-    def __get__(self, obj: Any, owner: Any = None) -> Any:
-        return getattr(self.local, self.name, None)
-
-    def __set__(self, obj: Any, value: Any) -> None:
-        setattr(self.local, self.name, value)
-
-
-@pytest.fixture
-def per_thread_requests() -> Iterator[None]:
-    """Keep Powertools' current event per thread, as Lambda's one process per container does.
-
-    Powertools keeps the event being resolved on the `BaseRouter` class, so concurrent
-    in-process invocations, even through separate handler modules, read each other's requests.
-    """
-    local = threading.local()
-    names = ("current_event", "lambda_context")
-    saved = {name: BaseRouter.__dict__[name] for name in names if name in BaseRouter.__dict__}
-    original = type(BaseRouter)
-    for name in names:  # instance reads (`app.current_event`)
-        setattr(BaseRouter, name, _PerThread(local, name))
-    # class writes (`BaseRouter.current_event = ...`) go through the metaclass
-    BaseRouter.__class__ = type(
-        "PerThreadRouterMeta", (original,), {name: _PerThread(local, name) for name in names}
-    )
-    yield
-    BaseRouter.__class__ = original
-    for name in names:
-        delattr(BaseRouter, name)
-        if name in saved:
-            setattr(BaseRouter, name, saved[name])
 
 
 def match(match_id: str, *players: str, finished_at: str = "2026-11-21T18:04:00Z", **extra) -> dict:
@@ -497,9 +439,7 @@ def test_malformed_collection_invalidation_is_400(invalidate, body):
 # --- races, clocks and sizes -------------------------------------------------------------
 
 
-def test_concurrent_first_reads_agree_on_one_version_and_one_snapshot(
-    containers, load_event, serialised_dynamodb, per_thread_requests
-):
+def test_concurrent_first_reads_agree_on_one_version_and_one_snapshot(containers, load_event):
     event = load_event("collection_version")
     pool = containers("CollectionsFunction")
     with ThreadPoolExecutor(max_workers=30) as executor:
@@ -512,7 +452,7 @@ def test_concurrent_first_reads_agree_on_one_version_and_one_snapshot(
 
 
 def test_concurrent_recordings_make_distinct_increasing_versions_and_lose_nothing(
-    api, containers, load_event, serialised_dynamodb, per_thread_requests
+    api, containers, load_event
 ):
     # GIVEN 20 matches of user 42, each against someone else, posted at once
     events = []

@@ -7,6 +7,7 @@ and finds the table in TABLE_NAME or --table.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -14,11 +15,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from offload import auth
+from offload.collections.store import CollectionStore
 from offload.config import TABLE_NAME, Settings
+from offload.errors import InvalidRequest
 from offload.feeds import REGISTRY
-from offload.feeds.base import SLUG
 from offload.feeds.catalog import product_records, seed_products
-from offload.invalidation import FeedInvalidation, invalidate
+from offload.invalidation import apply, parse_invalidation
 from offload.models import bind_models
 
 
@@ -31,15 +33,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        if args.command != "feeds":
-            _bind(args.table)
-        return args.run(args)
+        settings = None if args.command == "feeds" else _bind(args.table)
+        return args.run(args, settings)
     except UsageError as exc:
         print(f"offload: {exc}", file=sys.stderr)
         return 2
 
 
-def _bind(table: str | None) -> None:
+def _bind(table: str | None) -> Settings:
     table = table or os.environ.get(TABLE_NAME)
     if not table:
         raise UsageError(
@@ -47,10 +48,12 @@ def _bind(table: str | None) -> None:
             "or pass --table"
         )
     # The commands touch only DynamoDB; the bucket setting is not used.
-    bind_models(Settings(table_name=table, bucket_name=os.environ.get("BUCKET_NAME", "-")))
+    settings = Settings(table_name=table, bucket_name=os.environ.get("BUCKET_NAME", "-"))
+    bind_models(settings)
+    return settings
 
 
-def _keys_create(args: argparse.Namespace) -> int:
+def _keys_create(args: argparse.Namespace, settings: Settings | None) -> int:
     try:
         key = auth.create_key(args.client, scopes={args.scope}, hourly_limit=args.hourly_limit)
     except ValueError as exc:
@@ -63,7 +66,7 @@ def _keys_create(args: argparse.Namespace) -> int:
     return 0
 
 
-def _keys_list(args: argparse.Namespace) -> int:
+def _keys_list(args: argparse.Namespace, settings: Settings | None) -> int:
     print(f"{'CLIENT':<20} {'KEY':<12} {'SCOPES':<14} {'LIMIT/H':>8}  {'STATE':<8} CREATED")
     for record in auth.list_keys():
         created = datetime.fromtimestamp(int(record.created_at), tz=UTC).strftime("%Y-%m-%d %H:%M")
@@ -76,7 +79,7 @@ def _keys_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _keys_revoke(args: argparse.Namespace) -> int:
+def _keys_revoke(args: argparse.Namespace, settings: Settings | None) -> int:
     count = auth.revoke(client_id=args.client, key=args.key)
     if count == 0:
         raise UsageError("no such key or client")
@@ -84,22 +87,26 @@ def _keys_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
-def _invalidate(args: argparse.Namespace) -> int:
+def _invalidate(args: argparse.Namespace, settings: Settings | None) -> int:
+    assert settings is not None
     if args.glob:
-        scope = "global"
+        body: dict[str, object] = {"scope": "global"}
+    elif args.collection:
+        body = {"collection": args.collection}
     else:
-        kind, name = ("feed", args.feed) if args.feed else ("client", args.client)
-        if not SLUG.fullmatch(name):
-            raise UsageError(f"--{kind} must be a lower-case name")
-        scope = f"{kind}#{name}"
-    request = FeedInvalidation(scope, soft=args.soft)
-    at = invalidate(request, now=time.time())
-    when = datetime.fromtimestamp(at, tz=UTC).isoformat(timespec="milliseconds")
-    print(f"invalidated {request.describe()} at {when}")
+        body = {"feed": args.feed} if args.feed else {"client": args.client}
+    if args.soft and not args.collection:
+        body["soft"] = True
+    try:
+        request = parse_invalidation(body)
+    except InvalidRequest as exc:
+        raise UsageError(exc.detail) from exc
+    answer = apply(request, now=time.time(), collections=CollectionStore.for_settings(settings))
+    print(json.dumps(answer))
     return 0
 
 
-def _feeds_list(args: argparse.Namespace) -> int:
+def _feeds_list(args: argparse.Namespace, settings: Settings | None) -> int:
     for feed in REGISTRY:
         params = ", ".join(p.name for p in feed.parameters) or "-"
         print(
@@ -109,7 +116,7 @@ def _feeds_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _catalog_seed(args: argparse.Namespace) -> int:
+def _catalog_seed(args: argparse.Namespace, settings: Settings | None) -> int:
     written = seed_products(product_records(args.count))
     print(f"wrote {written} demo products")
     return 0
@@ -136,11 +143,12 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--key")
     revoke.set_defaults(run=_keys_revoke)
 
-    inv = commands.add_parser("invalidate", help="make feed files regenerate")
+    inv = commands.add_parser("invalidate", help="make feed files regenerate, or bump a collection")
     scope = inv.add_mutually_exclusive_group(required=True)
     scope.add_argument("--global", dest="glob", action="store_true")
     scope.add_argument("--feed")
     scope.add_argument("--client")
+    scope.add_argument("--collection", help="e.g. users/42/matches: move it to a new version")
     inv.add_argument("--soft", action="store_true", help="allow stale answers while rebuilding")
     inv.set_defaults(run=_invalidate)
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from pynamodb.exceptions import UpdateError
 
 from offload.collections import REGISTRY as COLLECTIONS
 from offload.collections import CollectionRef
+from offload.collections.store import CollectionStore
 from offload.errors import InvalidRequest
 from offload.feeds.base import SLUG
 from offload.freshness import GLOBAL_SCOPE
@@ -86,3 +88,16 @@ def invalidate(request: FeedInvalidation, *, now: float) -> float:
         if exc.cause_response_code != CONDITION_FAILED:
             raise
     return now
+
+
+def apply(
+    request: FeedInvalidation | CollectionInvalidation, *, now: float, collections: CollectionStore
+) -> dict[str, Any]:
+    """Carry out an invalidation and describe it: the time, or the collection's new version."""
+    if isinstance(request, CollectionInvalidation):
+        return {"invalidated": request.describe(), "version": collections.bump(request.ref)}
+    at = invalidate(request, now=now)
+    return {
+        "invalidated": request.describe(),
+        "at": datetime.fromtimestamp(at, tz=UTC).isoformat(timespec="microseconds"),
+    }

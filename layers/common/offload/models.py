@@ -139,19 +139,33 @@ ALL_MODELS: tuple[type[_Base], ...] = (
 )
 
 
+_bound: Settings | None = None
+
+
 def register_model(model: type[_Base]) -> type[_Base]:
-    """Add a model defined elsewhere (a collection's) so `bind_models` binds it too."""
+    """Add a model defined elsewhere (a collection's) so `bind_models` binds it too.
+
+    A model registered after the models were bound is bound at once to the same table.
+    """
     global ALL_MODELS
     if model not in ALL_MODELS:
         ALL_MODELS = (*ALL_MODELS, model)
+        if _bound is not None:
+            _bind(model, _bound)
     return model
 
 
 def bind_models(settings: Settings) -> None:
     """Point every model at the configured table, with timeouts that suit an API."""
+    global _bound
+    _bound = settings
     for model in ALL_MODELS:
-        model.Meta.table_name = settings.table_name
-        model.Meta.connect_timeout_seconds = settings.aws_timeout_seconds
-        model.Meta.read_timeout_seconds = settings.aws_timeout_seconds
-        model.Meta.max_retry_attempts = 2
-        model._connection = None
+        _bind(model, settings)
+
+
+def _bind(model: type[_Base], settings: Settings) -> None:
+    model.Meta.table_name = settings.table_name
+    model.Meta.connect_timeout_seconds = settings.aws_timeout_seconds
+    model.Meta.read_timeout_seconds = settings.aws_timeout_seconds
+    model.Meta.max_retry_attempts = 2
+    model._connection = None

@@ -24,7 +24,6 @@ from offload.collections.models import (
 )
 from offload.config import Settings
 from offload.errors import DependencyUnavailable, NotFound
-from offload.models import bind_models
 from offload.observability import logger
 
 ALL_OLD = "ALL_OLD"
@@ -63,9 +62,6 @@ class CollectionStore:
     @classmethod
     def for_settings(cls, settings: Settings) -> CollectionStore:
         """A store on the configured table, with an API's timeouts."""
-        if CollectionPointer.Meta.table_name != settings.table_name:
-            # Bound before this package registered its models (a runtime built earlier).
-            bind_models(settings)
         return cls(
             Connection(
                 connect_timeout_seconds=settings.aws_timeout_seconds,
