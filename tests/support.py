@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
 from urllib.parse import parse_qsl, quote_plus
 
 import boto3
@@ -96,3 +100,58 @@ def problem_of(response: dict) -> dict:
     assert problem["status"] == response["statusCode"]
     assert {"type", "title", "status", "detail"} <= problem.keys()
     return problem
+
+
+@dataclass
+class Api:
+    """Builds requests from the events/ files and invokes the collections handler."""
+
+    invoke: Callable[[dict], dict]
+    load_event: Callable[[str], dict]
+    admin_key: str
+
+    def get(self, name: str, path: str, query: str = "", headers: dict | None = None) -> dict:
+        event = self.load_event(name)
+        event["rawPath"] = event["requestContext"]["http"]["path"] = path
+        event["rawQueryString"] = query
+        event.pop("queryStringParameters", None)
+        if params := dict(parse_qsl(query, keep_blank_values=True)):
+            event["queryStringParameters"] = params
+        event["pathParameters"] = {
+            "user_id" if path.startswith("/users/") else "match_id": path.split("/")[2]
+        }
+        event["headers"].update(headers or {})
+        return self.invoke(event)
+
+    def version(self, user: str, headers: dict | None = None, query: str = "") -> dict:
+        return self.get("collection_version", f"/users/{user}/matches/version", query, headers)
+
+    def index(self, user: str, version: str | None = None, headers: dict | None = None) -> dict:
+        query = "" if version is None else f"version={version}"
+        return self.get("collection_index", f"/users/{user}/matches/index", query, headers)
+
+    def match(self, match_id: str, headers: dict | None = None) -> dict:
+        return self.get("match_request", f"/matches/{match_id}", "", headers)
+
+    def record(self, body: Any, key: str | None = "admin", headers: dict | None = None) -> dict:
+        event = self.load_event("match_record")
+        event["headers"].pop("x-api-key", None)
+        if key is not None:
+            event["headers"]["x-api-key"] = self.admin_key if key == "admin" else key
+        event["headers"].update(headers or {})
+        event["body"] = body if isinstance(body, str) else json.dumps(body)
+        return self.invoke(event)
+
+    def current(self, user: str) -> str:
+        response = self.version(user)
+        assert response["statusCode"] == HTTPStatus.OK
+        return json.loads(response["body"])["version"]
+
+    def ids(self, user: str, version: str) -> list[str]:
+        response = self.index(user, version)
+        assert response["statusCode"] == HTTPStatus.OK
+        return json.loads(response["body"])["match_ids"]
+
+
+def match(match_id: str, *players: str, finished_at: str = "2026-11-21T18:04:00Z", **extra) -> dict:
+    return {"id": match_id, "players": list(players), "finished_at": finished_at, **extra}

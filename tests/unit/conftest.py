@@ -22,7 +22,7 @@ from offload.runtime import Runtime, get_runtime
 from offload_local.isolation import serialise_dynamodb
 from offload_local.lambdas import Containers, LocalContext, load_handler
 from offload_local.template import Function
-from tests.support import BUCKET_NAME, STACK, create_resources, feed_event, s3_event
+from tests.support import BUCKET_NAME, STACK, Api, create_resources, feed_event, s3_event
 
 FUNCTIONS = {function.logical_id: function for function in STACK.functions()}
 _clients = itertools.count(1)
@@ -199,3 +199,10 @@ def download(url: str) -> bytes:
     response = requests.get(url, timeout=10)
     assert response.status_code == HTTPStatus.OK, response.text
     return response.content
+
+
+@pytest.fixture
+def api(handler, load_event, make_key) -> Api:
+    """The collections handler, with an admin key for recording matches."""
+    admin_key, _ = make_key(scopes={auth.SCOPE_ADMIN})
+    return Api(handler("CollectionsFunction"), load_event, admin_key)

@@ -1,0 +1,137 @@
+"""Each function's IAM policy in template.yaml covers the AWS calls it really makes.
+
+moto does not enforce IAM, so a missing permission would only show in AWS. These tests run
+each function through its flows, record every AWS operation it calls, and compare them with
+the actions its template policy allows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import botocore.client
+import pytest
+
+from offload.models import CacheEntry
+from tests.support import STACK, Api, match, s3_event
+from tests.unit.test_feeds import age_entries, generated_keys
+
+TRANSACT_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+}
+# SAM policy templates the template uses, by the actions they grant.
+POLICY_TEMPLATES = {
+    "SQSSendMessagePolicy": {"sqs:SendMessage", "sqs:ChangeMessageVisibility"},
+    "SSMParameterReadPolicy": {"ssm:GetParameter", "ssm:GetParameters"},
+}
+
+
+def allowed_actions(logical_id: str) -> set[str]:
+    """The actions a function's `Policies` allow (inline statements and policy templates)."""
+    allowed: set[str] = set()
+
+    def collect(policy: Any) -> None:
+        if isinstance(policy, dict) and "Fn::If" in policy:
+            for branch in policy["Fn::If"][1:]:
+                collect(branch)
+        elif isinstance(policy, dict) and "Statement" in policy:
+            for statement in policy["Statement"]:
+                actions = statement["Action"]
+                allowed.update([actions] if isinstance(actions, str) else actions)
+        elif isinstance(policy, dict):
+            for name in policy:
+                allowed.update(POLICY_TEMPLATES.get(name, set()))
+
+    for policy in STACK.template["Resources"][logical_id]["Properties"]["Policies"]:
+        collect(policy)
+    return allowed
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[set[str]]:
+    """Every AWS operation made while the test runs, as IAM action names."""
+    made: set[str] = set()
+    original = botocore.client.BaseClient._make_api_call
+
+    def record(self: Any, operation_name: str, api_params: dict) -> Any:
+        service = self.meta.service_model.signing_name
+        if operation_name == "TransactWriteItems":
+            # IAM authorises each item of a transaction as its own action.
+            for item in api_params["TransactItems"]:
+                made.update(f"dynamodb:{TRANSACT_ACTIONS[kind]}" for kind in item)
+        else:
+            made.add(f"{service}:{operation_name}")
+        return original(self, operation_name, api_params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", record)
+    yield made
+
+
+def needed(made: set[str]) -> set[str]:
+    """IAM actions for the recorded calls (S3's HEAD is authorised as GetObject)."""
+    renamed = {"s3:HeadObject": "s3:GetObject", "s3:ListObjectsV2": "s3:ListBucket"}
+    return {renamed.get(action, action) for action in made}
+
+
+def test_feeds_function_policy_covers_its_calls(
+    call_feed, make_key, probe, deliver_s3_events, catalog, calls, invalidate
+):
+    key, _ = make_key()
+    invalidate({"scope": "global"})
+    made: set[str] = set()
+
+    def served(*args: Any, **kwargs: Any) -> None:
+        calls.clear()
+        call_feed(*args, **kwargs)
+        made.update(calls)
+
+    served("/feeds/catalog.json", key=key)  # miss: catalog query, lock, upload
+    served("/feeds/probe.json", key=key)
+    deliver_s3_events()
+    served("/feeds/probe.json", key=key)  # hit
+    age_entries(by=7200)
+    probe.fail = RuntimeError("down")
+    served("/feeds/probe.json", key=key)  # stale on error, lock released
+    served("/feeds/probe.json", query="colour=red", key=key)  # invalid, still counted
+    assert needed(made) <= allowed_actions("FeedsFunction")
+    assert {"dynamodb:Query", "s3:PutObject", "dynamodb:BatchGetItem"} <= needed(made)
+
+
+def test_recorder_function_policy_covers_its_calls(handler, call_feed, make_key, probe, calls):
+    key, _ = make_key()
+    call_feed("/feeds/probe.json", key=key)
+    [stored] = generated_keys()
+    calls.clear()
+    recorder = handler("RecorderFunction")
+    recorder(s3_event("ObjectCreated:Put", stored))
+    recorder(s3_event("ObjectRemoved:Delete", stored))
+    made = needed(calls)
+    assert made <= allowed_actions("RecorderFunction")
+    assert {"dynamodb:PutItem", "dynamodb:DeleteItem", "s3:GetObject"} <= made
+    assert not list(CacheEntry.scan(CacheEntry.sk == CacheEntry.SORT))
+
+
+def test_invalidations_function_policy_covers_its_calls(invalidate, calls, api: Api):
+    api.record(match("m-1", "42", "17"))
+    calls.clear()
+    invalidate({"feed": "catalog", "soft": True})
+    invalidate({"collection": "users/42/matches"})
+    invalidate({"collection": "users/7/matches"})
+    assert needed(calls) <= allowed_actions("InvalidationsFunction")
+
+
+def test_collections_function_policy_covers_its_calls(api: Api, calls):
+    calls.clear()
+    api.record(match("m-1", "42", "17"))
+    api.record(match("m-1", "42", "17"))
+    version = json.loads(api.version("42")["body"])["version"]
+    api.index("42")
+    api.index("42", version)
+    api.match("m-1")
+    api.version("99")
+    assert needed(calls) <= allowed_actions("CollectionsFunction")
