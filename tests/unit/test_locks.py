@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from http import HTTPStatus
 
 from offload import locks
 from offload.runtime import Runtime
+from offload_local.lambdas import Containers
 from tests.support import feed_event
-from tests.unit.conftest import download
+from tests.unit.conftest import Probe, download
+from tests.unit.test_feeds import age_entries
 
 
 def lease(owner: str, *, started_at: float, lease_seconds: float = 60) -> locks.Lease:
@@ -22,6 +24,20 @@ def lease(owner: str, *, started_at: float, lease_seconds: float = 60) -> locks.
     )
 
 
+def during_a_rebuild(pool: Containers, key: str, probe: Probe) -> tuple[dict, dict]:
+    """Hold one request inside the generator, send a second meanwhile; both answers."""
+    probe.gate = threading.Event()
+    probe.started.clear()
+    with ThreadPoolExecutor(max_workers=2) as executor:
+        rebuilding = executor.submit(pool.invoke, feed_event("/feeds/probe.json", key=key))
+        assert probe.started.wait(5)
+        second = executor.submit(pool.invoke, feed_event("/feeds/probe.json", key=key))
+        # A STALE answer comes back at once; a waiter is still polling when the gate opens.
+        wait([second], timeout=0.3)
+        probe.gate.set()
+        return rebuilding.result(timeout=10), second.result(timeout=10)
+
+
 def test_second_request_gets_the_stale_file_while_one_rebuilds(
     call_feed, containers, make_key, probe, deliver_s3_events
 ):
@@ -29,19 +45,9 @@ def test_second_request_gets_the_stale_file_while_one_rebuilds(
     key, _ = make_key()
     first = call_feed("/feeds/probe.json", key=key)
     deliver_s3_events()
-    from tests.unit.test_feeds import age_entries
-
     age_entries(by=7200)
-    # WHEN one request is rebuilding (held at the gate) and a second arrives
-    probe.gate = threading.Event()
-    probe.started.clear()
-    pool = containers("FeedsFunction")
-    with ThreadPoolExecutor(max_workers=1) as executor:
-        rebuilding = executor.submit(pool.invoke, feed_event("/feeds/probe.json", key=key))
-        assert probe.started.wait(5)
-        second = pool.invoke(feed_event("/feeds/probe.json", key=key))
-        probe.gate.set()
-        rebuilt = rebuilding.result(timeout=10)
+    # WHEN one request is rebuilding and a second arrives meanwhile
+    rebuilt, second = during_a_rebuild(containers("FeedsFunction"), key, probe)
     # THEN the second is sent to the old file, and the first answers with the new one
     assert second["statusCode"] == HTTPStatus.TEMPORARY_REDIRECT
     assert second["headers"]["X-Cache"] == "STALE"
@@ -59,16 +65,7 @@ def test_hard_invalidation_is_never_answered_stale(
     deliver_s3_events()
     invalidate({"feed": "probe"})
     # WHEN one request rebuilds and a second arrives meanwhile
-    probe.gate = threading.Event()
-    probe.started.clear()
-    pool = containers("FeedsFunction")
-    with ThreadPoolExecutor(max_workers=2) as executor:
-        rebuilding = executor.submit(pool.invoke, feed_event("/feeds/probe.json", key=key))
-        assert probe.started.wait(5)
-        waiting = executor.submit(pool.invoke, feed_event("/feeds/probe.json", key=key))
-        time.sleep(0.2)
-        probe.gate.set()
-        rebuilt, second = rebuilding.result(timeout=10), waiting.result(timeout=10)
+    rebuilt, second = during_a_rebuild(containers("FeedsFunction"), key, probe)
     # THEN the second waited for the new file instead of getting the invalidated one
     assert rebuilt["headers"]["X-Cache"] == "MISS"
     assert second["statusCode"] == HTTPStatus.TEMPORARY_REDIRECT
@@ -84,15 +81,8 @@ def test_soft_invalidation_allows_stale_while_rebuilding(
     call_feed("/feeds/probe.json", key=key)
     deliver_s3_events()
     invalidate({"feed": "probe", "soft": True})
-    probe.gate = threading.Event()
-    probe.started.clear()
-    pool = containers("FeedsFunction")
-    with ThreadPoolExecutor(max_workers=1) as executor:
-        rebuilding = executor.submit(pool.invoke, feed_event("/feeds/probe.json", key=key))
-        assert probe.started.wait(5)
-        second = pool.invoke(feed_event("/feeds/probe.json", key=key))
-        probe.gate.set()
-        assert rebuilding.result(timeout=10)["headers"]["X-Cache"] == "MISS"
+    rebuilt, second = during_a_rebuild(containers("FeedsFunction"), key, probe)
+    assert rebuilt["headers"]["X-Cache"] == "MISS"
     assert second["headers"]["X-Cache"] == "STALE"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pynamodb.attributes import UnicodeAttribute
 
-from offload.models import ALL_MODELS, _Base, register_model
+from offload.models import ALL_MODELS, TableModel, register_model
 from tests.support import TABLE_NAME
 
 
@@ -13,8 +13,8 @@ def test_every_model_is_bound_to_the_table(runtime):
 
 
 def test_a_model_registered_after_binding_is_bound_at_once(runtime):
-    class Late(_Base):
-        class Meta(_Base.Meta):
+    class Late(TableModel):
+        class Meta(TableModel.Meta):
             pass
 
         note = UnicodeAttribute()

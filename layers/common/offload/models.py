@@ -17,7 +17,7 @@ from offload.config import Settings
 TTL_ATTRIBUTE = "expires_at"
 
 
-class _Base(Model):
+class TableModel(Model):
     """Shared key schema; the table name is bound from settings at container start."""
 
     class Meta:
@@ -27,10 +27,10 @@ class _Base(Model):
     sk = UnicodeAttribute(range_key=True)
 
 
-class ApiClient(_Base):
+class ApiClient(TableModel):
     """An API key, stored only as its SHA-256 hash, and the client it belongs to."""
 
-    class Meta(_Base.Meta):
+    class Meta(TableModel.Meta):
         pass
 
     SORT = "CLIENT"
@@ -47,10 +47,10 @@ class ApiClient(_Base):
         return f"KEY#{key_hash}"
 
 
-class CacheEntry(_Base):
+class CacheEntry(TableModel):
     """Points a cache key at its current generated object in S3."""
 
-    class Meta(_Base.Meta):
+    class Meta(TableModel.Meta):
         pass
 
     SORT = "ENTRY"
@@ -67,10 +67,10 @@ class CacheEntry(_Base):
         return f"ENTRY#{cache_id}"
 
 
-class Invalidation(_Base):
+class Invalidation(TableModel):
     """The latest hard and soft invalidation times of one scope (global, a feed, a client)."""
 
-    class Meta(_Base.Meta):
+    class Meta(TableModel.Meta):
         pass
 
     SORT = "INVALIDATION"
@@ -83,10 +83,10 @@ class Invalidation(_Base):
         return f"INVALIDATION#{scope}"
 
 
-class RebuildLock(_Base):
+class RebuildLock(TableModel):
     """A lease on regenerating one cache key; only its owner may release it."""
 
-    class Meta(_Base.Meta):
+    class Meta(TableModel.Meta):
         pass
 
     SORT = "LOCK"
@@ -102,10 +102,10 @@ class RebuildLock(_Base):
         return f"LOCK#{cache_id}"
 
 
-class RateCounter(_Base):
+class RateCounter(TableModel):
     """Requests of one client in one fixed window."""
 
-    class Meta(_Base.Meta):
+    class Meta(TableModel.Meta):
         pass
 
     SORT = "RATE"
@@ -118,10 +118,10 @@ class RateCounter(_Base):
         return f"RATE#{client_id}#{window_start}"
 
 
-class Product(_Base):
+class Product(TableModel):
     """A catalog item, the demo feed's source data."""
 
-    class Meta(_Base.Meta):
+    class Meta(TableModel.Meta):
         pass
 
     PARTITION = "CATALOG#products"
@@ -129,7 +129,7 @@ class Product(_Base):
     data = JSONAttribute()
 
 
-ALL_MODELS: tuple[type[_Base], ...] = (
+ALL_MODELS: tuple[type[TableModel], ...] = (
     ApiClient,
     CacheEntry,
     Invalidation,
@@ -142,7 +142,7 @@ ALL_MODELS: tuple[type[_Base], ...] = (
 _bound: Settings | None = None
 
 
-def register_model(model: type[_Base]) -> type[_Base]:
+def register_model(model: type[TableModel]) -> type[TableModel]:
     """Add a model defined elsewhere (a collection's) so `bind_models` binds it too.
 
     A model registered after the models were bound is bound at once to the same table.
@@ -163,7 +163,7 @@ def bind_models(settings: Settings) -> None:
         _bind(model, settings)
 
 
-def _bind(model: type[_Base], settings: Settings) -> None:
+def _bind(model: type[TableModel], settings: Settings) -> None:
     model.Meta.table_name = settings.table_name
     model.Meta.connect_timeout_seconds = settings.aws_timeout_seconds
     model.Meta.read_timeout_seconds = settings.aws_timeout_seconds

@@ -13,17 +13,17 @@ from pynamodb.attributes import (
     UnicodeAttribute,
 )
 
-from offload.models import _Base, register_model
+from offload.models import TableModel, register_model
 
 SNAPSHOT_PREFIX = "SNAPSHOT#"
 MEMBER_PREFIX = "MEMBER#"
 
 
 @register_model
-class CollectionPointer(_Base):
+class CollectionPointer(TableModel):
     """The current version of one collection: the only mutable item of the pattern."""
 
-    class Meta(_Base.Meta):
+    class Meta(TableModel.Meta):
         pass
 
     SORT = "POINTER"
@@ -33,14 +33,14 @@ class CollectionPointer(_Base):
 
 
 @register_model
-class Snapshot(_Base):
+class Snapshot(TableModel):
     """The list as it was when `version` was created; written once, never changed.
 
     A body that fits stays inline; a larger one is split into `SnapshotChunk` items
     written before this header, whose `chunk_prefix` names them.
     """
 
-    class Meta(_Base.Meta):
+    class Meta(TableModel.Meta):
         pass
 
     version = UnicodeAttribute()
@@ -58,10 +58,10 @@ class Snapshot(_Base):
 
 
 @register_model
-class SnapshotChunk(_Base):
+class SnapshotChunk(TableModel):
     """One slice of a snapshot body too large for a single item (400 KB)."""
 
-    class Meta(_Base.Meta):
+    class Meta(TableModel.Meta):
         pass
 
     data = BinaryAttribute(legacy_encoding=False)
@@ -77,10 +77,10 @@ class SnapshotChunk(_Base):
 
 
 @register_model
-class CollectionMember(_Base):
+class CollectionMember(TableModel):
     """An entity's place in a collection; the source every fresh snapshot is built from."""
 
-    class Meta(_Base.Meta):
+    class Meta(TableModel.Meta):
         pass
 
     entity_id = UnicodeAttribute()
@@ -91,10 +91,10 @@ class CollectionMember(_Base):
 
 
 @register_model
-class Entity(_Base):
+class Entity(TableModel):
     """An entity's canonical JSON body; immutable once final."""
 
-    class Meta(_Base.Meta):
+    class Meta(TableModel.Meta):
         pass
 
     SORT = "ENTITY"
