@@ -8,11 +8,12 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from http import HTTPStatus
 
 from offload import locks
-from offload.runtime import Runtime
+from offload.config import get_settings
+from offload.runtime import Runtime, get_runtime
 from offload_local.lambdas import Containers
 from tests.support import feed_event
 from tests.unit.conftest import Probe, download
-from tests.unit.test_feeds import age_entries
+from tests.unit.test_feeds import age_entries, generated_keys
 
 
 def lease(owner: str, *, started_at: float, lease_seconds: float = 60) -> locks.Lease:
@@ -86,16 +87,16 @@ def test_soft_invalidation_allows_stale_while_rebuilding(
     assert second["headers"]["X-Cache"] == "STALE"
 
 
-def test_cold_key_with_50_concurrent_requests_generates_once(containers, make_key, probe):
+def test_cold_key_with_100_concurrent_requests_generates_once(containers, make_key, probe):
     # GIVEN a cold key and a generator that takes a moment
     key, _ = make_key()
     probe.gate = threading.Event()
     pool = containers("FeedsFunction")
-    # WHEN 50 requests arrive at once
-    with ThreadPoolExecutor(max_workers=50) as executor:
+    # WHEN 100 requests arrive at once
+    with ThreadPoolExecutor(max_workers=100) as executor:
         futures = [
             executor.submit(pool.invoke, feed_event("/feeds/probe.json", key=key))
-            for _ in range(50)
+            for _ in range(100)
         ]
         assert probe.started.wait(5)
         time.sleep(0.3)
@@ -105,7 +106,7 @@ def test_cold_key_with_50_concurrent_requests_generates_once(containers, make_ke
     assert probe.calls == 1
     inline = [r for r in responses if r["statusCode"] == HTTPStatus.OK]
     redirected = [r for r in responses if r["statusCode"] == HTTPStatus.TEMPORARY_REDIRECT]
-    assert len(inline) == 1 and len(redirected) == 49
+    assert len(inline) == 1 and len(redirected) == 99
     body = inline[0]["body"].encode()
     assert {download(r["headers"]["Location"]) for r in redirected[:5]} == {body}
 
@@ -173,3 +174,28 @@ def test_a_generation_recorded_just_before_the_lock_is_not_repeated(
     assert response["statusCode"] == HTTPStatus.TEMPORARY_REDIRECT
     assert response["headers"]["X-Cache"] == "HIT"
     assert probe.calls == 1
+
+
+def test_past_the_lock_wait_a_request_generates_without_uploading(
+    monkeypatch, containers, make_key, probe
+):
+    # GIVEN a short lock wait and an owner stuck in its generation
+    monkeypatch.setenv("LOCK_WAIT_SECONDS", "0.3")
+    get_settings.cache_clear()
+    get_runtime.cache_clear()
+    key, _ = make_key()
+    pool = containers("FeedsFunction")
+    stuck = threading.Event()
+    probe.during = lambda: stuck.wait(10) if probe.calls == 1 else None
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        owner = executor.submit(pool.invoke, feed_event("/feeds/probe.json", key=key))
+        assert probe.started.wait(5)
+        # WHEN a second request has waited out the lock
+        second = pool.invoke(feed_event("/feeds/probe.json", key=key))
+        stuck.set()
+        owner.result(timeout=10)
+    # THEN it answered from a generation of its own, inline, and stored nothing
+    assert second["statusCode"] == HTTPStatus.OK
+    assert second["headers"]["X-Cache"] == "MISS"
+    assert probe.calls == 2
+    assert len(generated_keys()) == 1

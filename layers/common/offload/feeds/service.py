@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import secrets
 import threading
 import time
@@ -31,6 +32,9 @@ from offload.observability import logger, metrics
 from offload.ratelimit import RateStatus, consume
 from offload.runtime import Runtime
 
+# Lock waiters poll the owner's object with capped exponential backoff.
+POLL_BACKOFF = 1.5
+MAX_POLL_SECONDS = 0.5
 # Cache keys whose last object a container remembers for the speculative HEAD.
 MAX_REMEMBERED = 10_000
 
@@ -276,12 +280,17 @@ class FeedService:
         deadline = time.monotonic() + min(
             self._settings.lock_wait_seconds, request.feed.generation_timeout_seconds
         )
+        delay = self._settings.lock_poll_seconds
         while True:
             if self._exists(object_key):
                 return True
-            if time.monotonic() >= deadline:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 return False
-            time.sleep(self._settings.lock_poll_seconds)
+            # Backing off keeps a herd of waiters from HEADing the key hundreds of times a
+            # second; jitter keeps them from doing it in step.
+            time.sleep(min(remaining, delay * random.uniform(0.5, 1.0)))
+            delay = min(delay * POLL_BACKOFF, MAX_POLL_SECONDS)
 
     def _remember(self, cache_id: str, object_key: str) -> None:
         if len(self._known) >= MAX_REMEMBERED and cache_id not in self._known:
