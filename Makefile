@@ -25,6 +25,7 @@ test: $(BIN)/.installed check
 
 check: $(BIN)/.installed
 	$(BIN)/ruff check --output-format concise .
+	$(BIN)/mypy
 	$(BIN)/sam validate --lint --template template.yaml
 
 unit: $(BIN)/.installed

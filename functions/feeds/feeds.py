@@ -38,9 +38,10 @@ def _response(answer: FeedAnswer) -> Response:
     if answer.location is not None:
         headers["Location"] = answer.location
         return Response(HTTPStatus.TEMPORARY_REDIRECT, headers=headers, body="")
-    body: str | bytes = answer.body or b""
-    if answer.content_type.startswith(("text/", "application/json", "application/xml")):
-        body = body.decode()  # text goes out as is; base64 would cost a third of the limit
+    data = answer.body or b""
+    # Text goes out as is; base64 would cost a third of the response limit.
+    text = answer.content_type.startswith(("text/", "application/json", "application/xml"))
+    body: str | bytes = data.decode() if text else data
     return Response(HTTPStatus.OK, content_type=answer.content_type, body=body, headers=headers)
 
 

@@ -73,7 +73,7 @@ class Emulator:
                     TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl},
                 )
         s3 = session.client("s3", endpoint_url=self.endpoint_url)
-        location = (
+        location: dict[str, Any] = (
             {}
             if session.region_name == "us-east-1"
             else {"CreateBucketConfiguration": {"LocationConstraint": session.region_name}}

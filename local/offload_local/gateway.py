@@ -285,10 +285,10 @@ def http_response(result: Any) -> HttpResponse:
         if name.lower() not in _HOP_BY_HOP
     ]
     headers += [("Set-Cookie", cookie) for cookie in result.get("cookies") or []]
-    body = result.get("body") or ""
-    if not isinstance(body, str):
+    text = result.get("body") or ""
+    if not isinstance(text, str):
         raise TypeError("the body must be a string")
-    data = base64.b64decode(body, validate=True) if result.get("isBase64Encoded") else body.encode()
+    data = base64.b64decode(text, validate=True) if result.get("isBase64Encoded") else text.encode()
     return HttpResponse(status, headers, data)
 
 

@@ -46,7 +46,7 @@ def isolate_router_state() -> None:
         for name in _ROUTER_STATE:  # reads and writes through an instance (`app.current_event`)
             setattr(BaseRouter, name, _PerThread(local, name))
         # Writes to the class (`BaseRouter.current_event = ...`) go through its metaclass.
-        BaseRouter.__class__ = type(
+        BaseRouter.__class__ = type(  # type: ignore[method-assign]
             "PerThreadRouterMeta",
             (type(BaseRouter),),
             {name: _PerThread(local, name) for name in _ROUTER_STATE},

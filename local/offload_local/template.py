@@ -173,7 +173,9 @@ class Stack:
                 resolved = self.resolve(value)
                 if resolved is not NO_VALUE:
                     environment[name] = str(resolved)
-            routes, s3_events, notifications = [], [], []
+            routes: list[Route] = []
+            s3_events: list[str] = []
+            notifications: list[S3Notification] = []
             for event_name, event in properties.get("Events", {}).items():
                 if event["Type"] == "HttpApi":
                     routes.append(

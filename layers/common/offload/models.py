@@ -22,6 +22,10 @@ class TableModel(Model):
 
     class Meta:
         table_name = "offload-unbound"
+        # Replaced by `bind_models` with the settings' values.
+        connect_timeout_seconds: float = 5.0
+        read_timeout_seconds: float = 5.0
+        max_retry_attempts: int = 2
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)

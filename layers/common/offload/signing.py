@@ -12,13 +12,14 @@ from urllib.parse import quote
 
 from botocore.signers import CloudFrontSigner
 
-from offload.config import Settings
+from offload.config import ConfigurationError, Settings
 
 
 class UrlSigner(Protocol):
     """Turns an object key into a URL that any HTTP client can GET until it expires."""
 
-    ttl: int
+    @property
+    def ttl(self) -> int: ...
 
     def sign(self, object_key: str) -> str: ...
 
@@ -53,13 +54,15 @@ class CloudFrontUrlSigner:
     @functools.cached_property
     def _signer(self) -> CloudFrontSigner:
         from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import padding
+        from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
         key = serialization.load_pem_private_key(self._load_private_key().encode(), None)
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise ConfigurationError("the CloudFront signing key must be an RSA private key")
 
         def rsa_sign(message: bytes) -> bytes:
             # CloudFront's canned policies are specified as RSA-SHA1.
-            return key.sign(message, padding.PKCS1v15(), hashes.SHA1())  # type: ignore[union-attr]
+            return key.sign(message, padding.PKCS1v15(), hashes.SHA1())
 
         return CloudFrontSigner(self.key_id, rsa_sign)
 

@@ -46,7 +46,8 @@ class Snapshot(TableModel):
     version = UnicodeAttribute()
     etag = UnicodeAttribute()
     size = NumberAttribute()
-    count = NumberAttribute()
+    # `count` would shadow Model.count(); the stored attribute keeps its name.
+    id_count = NumberAttribute(attr_name="count")
     created_at = NumberAttribute()
     body = BinaryAttribute(null=True, legacy_encoding=False)
     chunk_prefix = UnicodeAttribute(null=True)

@@ -185,7 +185,7 @@ class CollectionStore:
             version=version,
             etag=entity_tag(body),
             size=len(body),
-            count=len(ids),
+            id_count=len(ids),
             created_at=now,
         )
         chunks = self._split(ref, version, body, header)
