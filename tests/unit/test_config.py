@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from offload.config import ConfigurationError, Settings, get_settings
+from offload.feeds import Feed
+from offload.feeds.registry import FeedRegistry
+from offload.feeds.service import FeedService
 
 
 def test_defaults_and_overrides():
@@ -38,3 +43,30 @@ def test_settings_are_read_once(monkeypatch):
     assert get_settings() is first
     with pytest.raises(AttributeError):
         first.signed_url_ttl = 5  # type: ignore[misc]
+
+
+def test_a_feed_cannot_outlast_the_gateway():
+    with pytest.raises(ValueError, match="generation_timeout_seconds"):
+        Feed(
+            name="slow",
+            formats={"json": "application/json"},
+            generate=bytes,
+            generation_timeout_seconds=40,
+        )
+
+
+def test_a_feed_cannot_outlast_the_lock_lease(runtime):
+    registry = FeedRegistry()
+    registry.register(
+        Feed(
+            name="slow",
+            formats={"json": "application/json"},
+            generate=bytes,
+            generation_timeout_seconds=20,
+        )
+    )
+    short_lease = replace(
+        runtime, settings=replace(runtime.settings, lock_lease_seconds=15, lock_wait_seconds=5)
+    )
+    with pytest.raises(ConfigurationError, match="lock lease"):
+        FeedService(short_lease, registry=registry)

@@ -7,6 +7,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+# API Gateway waits 30 s for the function; a generation must leave room to upload and answer.
+MAX_GENERATION_SECONDS = 25.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,11 @@ class Feed:
         object.__setattr__(self, "_by_name", {p.name: p for p in self.parameters})
         if not SLUG.fullmatch(self.name):
             raise ValueError(f"feed name {self.name!r} is not a slug")
+        if not 0 < self.generation_timeout_seconds <= MAX_GENERATION_SECONDS:
+            raise ValueError(
+                f"feed {self.name!r}: generation_timeout_seconds must be in "
+                f"(0, {MAX_GENERATION_SECONDS}]"
+            )
 
     def parameter(self, name: str) -> Parameter | None:
         return self._by_name.get(name)

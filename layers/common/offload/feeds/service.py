@@ -19,6 +19,7 @@ from pynamodb.exceptions import PynamoDBException
 from offload import freshness, locks, storage
 from offload.auth import Client
 from offload.cachekey import FeedRequest, parse_feed_request
+from offload.config import ConfigurationError
 from offload.errors import (
     DependencyUnavailable,
     GenerationFailed,
@@ -73,6 +74,13 @@ class FeedService:
         registry: FeedRegistry = REGISTRY,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        for feed in registry:
+            if feed.generation_timeout_seconds >= runtime.settings.lock_lease_seconds:
+                # A lease shorter than a generation would let a second one start meanwhile.
+                raise ConfigurationError(
+                    f"feed {feed.name!r} may generate for {feed.generation_timeout_seconds} s, "
+                    f"longer than the {runtime.settings.lock_lease_seconds} s lock lease"
+                )
         self._runtime = runtime
         self._registry = registry
         self._settings = runtime.settings
