@@ -14,9 +14,8 @@ from offload.collections.store import CollectionStore
 from offload.errors import InvalidRequest
 from offload.feeds.base import SLUG
 from offload.freshness import GLOBAL_SCOPE
-from offload.models import Invalidation
+from offload.models import Invalidation, condition_failed
 
-CONDITION_FAILED = "ConditionalCheckFailedException"
 FEED_KINDS = ("scope", "feed", "client")
 
 
@@ -85,7 +84,7 @@ def invalidate(request: FeedInvalidation, *, now: float) -> float:
             condition=attribute.does_not_exist() | (attribute < now),
         )
     except UpdateError as exc:
-        if exc.cause_response_code != CONDITION_FAILED:
+        if not condition_failed(exc):
             raise
     return now
 

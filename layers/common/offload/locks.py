@@ -8,9 +8,8 @@ from typing import Any
 
 from pynamodb.exceptions import DeleteError
 
-from offload.models import RebuildLock
+from offload.models import RebuildLock, condition_failed
 
-CONDITION_FAILED = "ConditionalCheckFailedException"
 # DynamoDB's TTL sweeps expired leases some time after they run out; the condition,
 # not the sweep, decides who may take a lock.
 TTL_GRACE_SECONDS = 3600
@@ -95,7 +94,7 @@ def release(cache_id: str, owner: str) -> bool:
             condition=RebuildLock.owner == owner
         )
     except DeleteError as exc:
-        if exc.cause_response_code != CONDITION_FAILED:
+        if not condition_failed(exc):
             raise
         return False
     return True

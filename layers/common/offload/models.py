@@ -10,11 +10,13 @@ from pynamodb.attributes import (
     UnicodeAttribute,
     UnicodeSetAttribute,
 )
+from pynamodb.exceptions import PynamoDBException
 from pynamodb.models import Model
 
 from offload.config import Settings
 
 TTL_ATTRIBUTE = "expires_at"
+_CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
 class TableModel(Model):
@@ -144,6 +146,11 @@ ALL_MODELS: tuple[type[TableModel], ...] = (
 
 
 _bound: Settings | None = None
+
+
+def condition_failed(error: PynamoDBException) -> bool:
+    """Whether a write failed only because its condition did not hold (a lost race)."""
+    return error.cause_response_code == _CONDITION_FAILED
 
 
 def register_model(model: type[TableModel]) -> type[TableModel]:

@@ -11,10 +11,8 @@ from pynamodb.exceptions import UpdateError
 
 from offload.auth import Client
 from offload.errors import RateLimited
-from offload.models import RateCounter
+from offload.models import RateCounter, condition_failed
 from offload.observability import metrics
-
-CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +56,7 @@ def consume(client: Client, *, window_seconds: int, now: float) -> RateStatus:
             condition=RateCounter.hits.does_not_exist() | (RateCounter.hits < limit),
         )
     except UpdateError as exc:
-        if exc.cause_response_code != CONDITION_FAILED:
+        if not condition_failed(exc):
             raise
         metrics.add_metric(name="RateLimited", unit=MetricUnit.Count, value=1)
         status = RateStatus(limit=limit, remaining=0, reset_seconds=reset)

@@ -9,10 +9,8 @@ from pynamodb.exceptions import DeleteError, PutError
 
 from offload import locks, storage
 from offload.cachekey import OBJECT_KEY_PATTERN
-from offload.models import CacheEntry
+from offload.models import CacheEntry, condition_failed
 from offload.observability import logger
-
-CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
 class Recorded(StrEnum):
@@ -54,7 +52,7 @@ def record_created(s3: Any, bucket: str, key: str) -> Recorded:
             | (CacheEntry.generated_at < stored.generated_at)
         )
     except PutError as exc:
-        if exc.cause_response_code != CONDITION_FAILED:
+        if not condition_failed(exc):
             raise
         outcome = Recorded.OLDER
     locks.release(stored.cache_id, stored.generation_id)
@@ -71,7 +69,7 @@ def record_removed(key: str) -> Recorded:
             condition=CacheEntry.object_key == key
         )
     except DeleteError as exc:
-        if exc.cause_response_code != CONDITION_FAILED:
+        if not condition_failed(exc):
             raise
         return Recorded.UNRELATED
     return Recorded.DROPPED

@@ -15,8 +15,7 @@ from offload.collections.base import Collection, Record, canonical_json, check_i
 from offload.collections.models import Entity
 from offload.collections.store import CollectionStore, Entry
 from offload.errors import Conflict, NotFound, PayloadTooLarge
-
-CONDITION_FAILED = "ConditionalCheckFailedException"
+from offload.models import condition_failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +106,7 @@ class EntityStore:
         try:
             item.save(condition=Entity.digest == stored.digest)
         except PutError as exc:
-            if exc.cause_response_code != CONDITION_FAILED:
+            if not condition_failed(exc):
                 raise
             raise Conflict(
                 f"{collection.entity} {record.entity_id!r} changed meanwhile; retry"
