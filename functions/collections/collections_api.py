@@ -6,10 +6,10 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from offload.auth import SCOPE_ADMIN, ClientCache, authenticate, extract_key
+from offload.auth import SCOPE_ADMIN, ClientCache
 from offload.collections import MATCHES
 from offload.collections.service import CollectionService
-from offload.http import json_body, register_error_handlers
+from offload.http import authenticate_request, json_body, register_error_handlers
 from offload.observability import logger, metrics, tracer
 from offload.runtime import get_runtime
 
@@ -41,10 +41,7 @@ def get_match(match_id: str) -> Response:
 @app.post("/matches")
 @tracer.capture_method
 def post_match() -> Response:
-    event = app.current_event
-    authenticate(
-        extract_key(event.headers or {}, event.query_string_parameters or {}), SCOPE_ADMIN, clients
-    )
+    authenticate_request(app, SCOPE_ADMIN, clients)
     return service.record(MATCHES, json_body(app)).response()
 
 

@@ -8,10 +8,10 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from offload.auth import SCOPE_FEEDS, ClientCache, authenticate, extract_key
+from offload.auth import SCOPE_FEEDS, ClientCache
 from offload.feeds import REGISTRY
 from offload.feeds.service import FeedAnswer, FeedService
-from offload.http import register_error_handlers
+from offload.http import authenticate_request, register_error_handlers
 from offload.observability import logger, metrics, tracer
 from offload.runtime import get_runtime
 
@@ -25,11 +25,9 @@ register_error_handlers(app)
 @app.get("/feeds/<file>")
 @tracer.capture_method
 def get_feed(file: str) -> Response:
-    event = app.current_event
-    key = extract_key(event.headers or {}, event.query_string_parameters or {})
-    client = authenticate(key, SCOPE_FEEDS, clients)
+    client = authenticate_request(app, SCOPE_FEEDS, clients)
     logger.append_keys(client_id=client.client_id)
-    return _response(service.handle(file, event.raw_query_string or "", client))
+    return _response(service.handle(file, app.current_event.raw_query_string or "", client))
 
 
 def _response(answer: FeedAnswer) -> Response:

@@ -10,9 +10,9 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from offload.auth import SCOPE_ADMIN, ClientCache, authenticate, extract_key
+from offload.auth import SCOPE_ADMIN, ClientCache
 from offload.collections.store import CollectionStore
-from offload.http import json_body, register_error_handlers
+from offload.http import authenticate_request, json_body, register_error_handlers
 from offload.invalidation import apply, parse_invalidation
 from offload.observability import logger, metrics, tracer
 from offload.runtime import get_runtime
@@ -27,9 +27,7 @@ register_error_handlers(app)
 @app.post("/invalidations")
 @tracer.capture_method
 def create_invalidation() -> Response:
-    event = app.current_event
-    key = extract_key(event.headers or {}, event.query_string_parameters or {})
-    authenticate(key, SCOPE_ADMIN, clients)
+    authenticate_request(app, SCOPE_ADMIN, clients)
     request = parse_invalidation(json_body(app))
     body = apply(request, now=time.time(), collections=collections)
     logger.info("invalidated", extra=body)

@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import PynamoDBException
 
+from offload.auth import Client, ClientCache, authenticate, extract_key
 from offload.errors import (
     DependencyUnavailable,
     InvalidRequest,
@@ -58,6 +59,13 @@ def error_response(error: OffloadError) -> Response:
     return problem(
         error.status, error.title, error.detail, type_slug=error.type_slug, headers=headers
     )
+
+
+def authenticate_request(app: APIGatewayHttpResolver, scope: str, clients: ClientCache) -> Client:
+    """The caller of the current request, by its API key, if the key may use `scope`."""
+    event = app.current_event
+    key = extract_key(event.headers or {}, event.query_string_parameters or {})
+    return authenticate(key, scope, clients)
 
 
 def json_body(app: APIGatewayHttpResolver) -> dict:
