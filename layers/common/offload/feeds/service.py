@@ -94,9 +94,7 @@ class FeedService:
         pool = self._runtime.pool
         cache_id = request.cache_id
         guess = self._known.get(cache_id)
-        rate = pool.submit(
-            consume, client, window_seconds=self._settings.rate_limit_window, now=self._clock()
-        )
+        rate = pool.submit(self._count, client)
         entry_future = pool.submit(freshness.read_entry, cache_id)
         coverage_future = pool.submit(freshness.read_coverage, request.feed.name, client.client_id)
         guessed_head = pool.submit(self._exists, guess) if guess else None
@@ -128,12 +126,13 @@ class FeedService:
             request = parse_feed_request(file, raw_query, client.client_id, self._registry)
         except OffloadError as error:
             # Metered like anything else, so junk cannot be sent for free.
-            status = consume(
-                client, window_seconds=self._settings.rate_limit_window, now=self._clock()
-            )
+            status = self._count(client)
             error.headers.update(status.headers())
             raise
         return self.serve(request, client)
+
+    def _count(self, client: Client) -> RateStatus:
+        return consume(client, window_seconds=self._settings.rate_limit_window, now=self._clock())
 
     def _decide(
         self,
