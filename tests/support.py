@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qsl, quote_plus
+from urllib.parse import quote_plus
 
 import boto3
 from aws_lambda_powertools.metrics.provider.cold_start import reset_cold_start_flag
@@ -15,6 +15,7 @@ from aws_lambda_powertools.metrics.provider.cold_start import reset_cold_start_f
 from offload.config import get_settings
 from offload.observability import metrics
 from offload.runtime import get_runtime
+from offload_local.gateway import query_parameters
 from offload_local.template import ROOT, Stack, load
 
 EVENTS = ROOT / "events"
@@ -71,10 +72,7 @@ def feed_event(
     event["rawPath"] = event["requestContext"]["http"]["path"] = path
     event["pathParameters"] = {"file": path.rsplit("/", 1)[-1]}
     event["rawQueryString"] = query
-    params: dict[str, str] = {}
-    for name, value in parse_qsl(query, keep_blank_values=True):
-        params[name] = f"{params[name]},{value}" if name in params else value
-    if params:
+    if params := query_parameters(query):
         event["queryStringParameters"] = params
     if key is not None:
         event["headers"]["x-api-key"] = key
@@ -115,7 +113,7 @@ class Api:
         event["rawPath"] = event["requestContext"]["http"]["path"] = path
         event["rawQueryString"] = query
         event.pop("queryStringParameters", None)
-        if params := dict(parse_qsl(query, keep_blank_values=True)):
+        if params := query_parameters(query):
             event["queryStringParameters"] = params
         event["pathParameters"] = {
             "user_id" if path.startswith("/users/") else "match_id": path.split("/")[2]

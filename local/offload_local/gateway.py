@@ -43,6 +43,14 @@ _TEXT = re.compile(
 _HOP_BY_HOP = {"content-length", "transfer-encoding", "connection", "keep-alive"}
 
 
+def query_parameters(raw_query: str) -> dict[str, str]:
+    """`queryStringParameters` as HTTP APIs send them: a repeated name's values comma-joined."""
+    query: dict[str, str] = {}
+    for name, value in parse_qsl(raw_query, keep_blank_values=True):
+        query[name] = f"{query[name]},{value}" if name in query else value
+    return query
+
+
 class GatewayRequestHandler(WSGIRequestHandler):
     """Keeps the raw header list (WSGI folds and drops some) and logs without query strings."""
 
@@ -200,10 +208,7 @@ class Gateway:
         if cookies:
             event["cookies"] = cookies
         event["headers"] = headers
-        query: dict[str, str] = {}
-        for name, value in parse_qsl(raw_query, keep_blank_values=True):
-            query[name] = f"{query[name]},{value}" if name in query else value
-        if query:
+        if query := query_parameters(raw_query):
             event["queryStringParameters"] = query
         event["requestContext"] = {
             "accountId": self._account_id,

@@ -160,9 +160,18 @@ class LocalStack:
         partial.replace(path)  # readers never see half a file
 
 
+def seed_demo_keys() -> None:
+    """The local-only keys that the stack prints and the events/ files carry."""
+    from offload import auth
+
+    for demo in DEMO_KEYS:
+        auth.create_key(
+            demo.client_id, scopes={demo.scope}, hourly_limit=demo.hourly_limit, key=demo.key
+        )
+
+
 def seed_demo_data() -> None:
     """The demo keys, the catalog's products and the demo collections."""
-    from offload import auth
     from offload.collections.demo import seed_demo
     from offload.feeds.catalog import product_records, seed_products
     from offload.observability import logger
@@ -172,10 +181,7 @@ def seed_demo_data() -> None:
     level = logger.log_level
     logger.setLevel("WARNING")  # a log line per seeded version would bury the banner
     try:
-        for demo in DEMO_KEYS:
-            auth.create_key(
-                demo.client_id, scopes={demo.scope}, hourly_limit=demo.hourly_limit, key=demo.key
-            )
+        seed_demo_keys()
         seed_products(product_records(DEMO_PRODUCTS))
         seed_demo()
     finally:

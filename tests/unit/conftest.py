@@ -21,6 +21,7 @@ from offload.feeds.catalog import product_records, seed_products
 from offload.runtime import Runtime, get_runtime
 from offload_local.isolation import serialise_dynamodb
 from offload_local.lambdas import Containers, LocalContext, load_handler
+from offload_local.stack import seed_demo_keys
 from offload_local.template import Function
 from tests.support import BUCKET_NAME, STACK, Api, create_resources, feed_event, s3_event
 
@@ -87,6 +88,12 @@ def containers(aws: None) -> Callable[[str], Containers]:
 def catalog(aws: None) -> int:
     """A realistic product catalog in the table."""
     return seed_products(product_records(2000))
+
+
+@pytest.fixture
+def demo_keys(aws: None) -> None:
+    """The local stack's demo keys, which the events/ files carry."""
+    seed_demo_keys()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from itertools import pairwise
@@ -12,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from offload import auth
 from offload.collections import MATCHES
 from offload.collections.base import next_version
 from offload.collections.models import CollectionPointer, Snapshot, SnapshotChunk
@@ -455,12 +453,6 @@ def test_large_collection_round_trips_untruncated(api, invalidate):
 
 
 # --- events/ and the demo data -----------------------------------------------------------
-
-
-@pytest.fixture
-def demo_keys(aws: None) -> Iterator[None]:
-    auth.create_key("admin", scopes={auth.SCOPE_ADMIN}, hourly_limit=1000, key="demo-admin-key")
-    yield
 
 
 def test_seed_demo_gives_users_listed_matches(api):

@@ -7,25 +7,17 @@ from http import HTTPStatus
 
 import boto3
 
-from offload import auth
 from offload.storage import upload
 from tests.support import BUCKET_NAME
 
 
-def seed_demo_keys() -> None:
-    auth.create_key("demo", scopes={auth.SCOPE_FEEDS}, hourly_limit=1000, key="demo-feeds-key")
-    auth.create_key("admin", scopes={auth.SCOPE_ADMIN}, hourly_limit=1000, key="demo-admin-key")
-
-
-def test_feed_request_event(handler, load_event, catalog):
-    seed_demo_keys()
+def test_feed_request_event(handler, load_event, catalog, demo_keys):
     response = handler("FeedsFunction")(load_event("feed_request"))
     assert response["statusCode"] == HTTPStatus.OK
     assert response["headers"]["X-Cache"] == "MISS"
 
 
-def test_bearer_xml_request_event(handler, load_event, catalog):
-    seed_demo_keys()
+def test_bearer_xml_request_event(handler, load_event, catalog, demo_keys):
     response = handler("FeedsFunction")(load_event("feed_request_xml_bearer"))
     assert response["statusCode"] == HTTPStatus.OK
     assert response["headers"]["Content-Type"] == "application/xml"
@@ -36,8 +28,7 @@ def test_feed_request_without_key_event(handler, load_event):
     assert response["statusCode"] == HTTPStatus.UNAUTHORIZED
 
 
-def test_invalidation_event(handler, load_event):
-    seed_demo_keys()
+def test_invalidation_event(handler, load_event, demo_keys):
     response = handler("InvalidationsFunction")(load_event("invalidation"))
     assert response["statusCode"] == HTTPStatus.ACCEPTED
     assert json.loads(response["body"])["invalidated"]["feed"] == "catalog"
