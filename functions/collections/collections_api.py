@@ -17,7 +17,7 @@ runtime = get_runtime()
 clients = ClientCache(runtime.settings.client_cache_seconds)
 service = CollectionService.from_runtime(runtime)
 app = APIGatewayHttpResolver()
-register_error_handlers(app)
+register_error_handlers(app, runtime.settings)
 
 
 @app.get("/users/<user_id>/matches/version")

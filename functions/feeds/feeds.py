@@ -19,7 +19,7 @@ runtime = get_runtime()
 clients = ClientCache(runtime.settings.client_cache_seconds)
 service = FeedService(runtime, registry=REGISTRY)
 app = APIGatewayHttpResolver()
-register_error_handlers(app)
+register_error_handlers(app, runtime.settings)
 
 
 @app.get("/feeds/<file>")

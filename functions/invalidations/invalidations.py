@@ -21,7 +21,7 @@ runtime = get_runtime()
 clients = ClientCache(runtime.settings.client_cache_seconds)
 collections = CollectionStore.for_settings(runtime.settings)
 app = APIGatewayHttpResolver()
-register_error_handlers(app)
+register_error_handlers(app, runtime.settings)
 
 
 @app.post("/invalidations")

@@ -12,6 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import PynamoDBException
 
 from offload.auth import Client, ClientCache, authenticate, extract_key
+from offload.config import Settings
 from offload.errors import (
     DependencyUnavailable,
     InvalidRequest,
@@ -23,7 +24,6 @@ from offload.observability import logger
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://offload.dev/problems/"
 NO_STORE = "no-store"
-DEFAULT_RETRY_AFTER = 5
 
 
 def problem(
@@ -49,13 +49,13 @@ def problem(
     )
 
 
-def error_response(error: OffloadError) -> Response:
-    """The problem answer for a domain error, Retry-After included where it applies."""
+def error_response(error: OffloadError, *, retry_after: int) -> Response:
+    """The problem answer for a domain error; a 503 always says when to retry."""
     headers = dict(error.headers)
     if error.retry_after is not None:
         headers["Retry-After"] = str(error.retry_after)
     elif error.status == HTTPStatus.SERVICE_UNAVAILABLE:
-        headers["Retry-After"] = str(DEFAULT_RETRY_AFTER)
+        headers["Retry-After"] = str(retry_after)
     return problem(
         error.status, error.title, error.detail, type_slug=error.type_slug, headers=headers
     )
@@ -83,19 +83,22 @@ def json_body(app: APIGatewayHttpResolver) -> dict:
     return body
 
 
-def register_error_handlers(app: APIGatewayHttpResolver) -> None:
+def register_error_handlers(app: APIGatewayHttpResolver, settings: Settings) -> None:
     """Map every failure to problem+json: domain errors, AWS failures, unknown routes."""
 
     @app.exception_handler(OffloadError)
     def _domain(error: OffloadError) -> Response:
         if error.status >= HTTPStatus.INTERNAL_SERVER_ERROR:
             logger.warning("request failed", extra={"status": int(error.status)}, exc_info=error)
-        return error_response(error)
+        return error_response(error, retry_after=settings.retry_after_seconds)
 
     @app.exception_handler([ClientError, BotoCoreError, PynamoDBException])
     def _dependency(error: Exception) -> Response:
         logger.exception("dependency failed")
-        return error_response(DependencyUnavailable("a backing service failed; retry shortly"))
+        return error_response(
+            DependencyUnavailable("a backing service failed; retry shortly"),
+            retry_after=settings.retry_after_seconds,
+        )
 
     @app.not_found
     def _not_found(_: NotFoundError) -> Response:

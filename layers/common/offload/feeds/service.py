@@ -115,9 +115,7 @@ class FeedService:
             raise
         except (BotoCoreError, ClientError, PynamoDBException) as exc:
             raise DependencyUnavailable(
-                "a backing service failed; retry shortly",
-                headers=status.headers(),
-                retry_after=self._settings.retry_after_seconds,
+                "a backing service failed; retry shortly", headers=status.headers()
             ) from exc
 
     def handle(self, file: str, raw_query: str, client: Client) -> FeedAnswer:
@@ -266,8 +264,7 @@ class FeedService:
             data = _run_with_timeout(feed.generate, job, feed.generation_timeout_seconds)
         except FutureTimeout as exc:
             raise GenerationTimedOut(
-                f"feed {feed.name!r} took longer than {feed.generation_timeout_seconds} s",
-                retry_after=self._settings.retry_after_seconds,
+                f"feed {feed.name!r} took longer than {feed.generation_timeout_seconds} s"
             ) from exc
         except OffloadError:
             raise
