@@ -15,8 +15,9 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --editable '.[dev]'
 	@touch $@
 
-# The local stack in the foreground until Ctrl-C; PORT (default 3000) and EMULATOR_PORT
-# (default: a free one) reach it through the environment: make run PORT=3001
+# The local stack in the foreground until Ctrl-C; PORT (default 3000), EDGE_PORT (the local
+# CDN, default 3080) and EMULATOR_PORT (default: a free one) reach it through the
+# environment: make run PORT=3001 EDGE_PORT=3081
 run: $(BIN)/.installed
 	@$(BIN)/offload-local
 
@@ -33,6 +34,7 @@ unit: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/feeds.py
+	$(BIN)/python bench/edge.py
 
 # sam build needs the runtime's interpreter (python3.13) on PATH to build the layer;
 # with pyenv, a 3.13 that is installed but not selected is selected for the build.

@@ -106,7 +106,7 @@ def main() -> None:
         [stored] = [
             item["Key"]
             for item in boto3.client("s3").list_objects_v2(
-                Bucket=ENVIRONMENT["BUCKET_NAME"], Prefix="feeds/"
+                Bucket=ENVIRONMENT["BUCKET_NAME"], Prefix="files/"
             )["Contents"]
         ]
         record_created(runtime.s3, ENVIRONMENT["BUCKET_NAME"], stored)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -13,6 +13,7 @@ import boto3
 from aws_lambda_powertools.metrics.provider.cold_start import reset_cold_start_flag
 
 from offload.config import get_settings
+from offload.feeds.service import CACHE_STATUS_NAME
 from offload.observability import metrics
 from offload.runtime import get_runtime
 from offload_local.gateway import query_parameters
@@ -38,6 +39,16 @@ TEST_ENVIRONMENT = {
     "LOCK_WAIT_SECONDS": "5",
     "LOCK_POLL_SECONDS": "0.02",
 }
+
+
+def cache_status(headers: Mapping[str, str]) -> str | None:
+    """Offload's own `Cache-Status` entry (its parameters), wherever edges appended theirs."""
+    value = next((v for k, v in headers.items() if k.lower() == "cache-status"), "")
+    for entry in value.split(","):
+        name, _, parameters = entry.strip().partition(";")
+        if name == CACHE_STATUS_NAME:
+            return parameters.strip()
+    return None
 
 
 def reset_container_state() -> None:

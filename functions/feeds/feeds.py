@@ -31,7 +31,7 @@ def get_feed(file: str) -> Response:
 
 
 def _response(answer: FeedAnswer) -> Response:
-    headers = {"X-Cache": answer.outcome.value, "Cache-Control": "private, no-store"}
+    headers = {"Cache-Status": answer.outcome.cache_status, "Cache-Control": "private, no-store"}
     headers.update(answer.rate.headers())
     if answer.location is not None:
         headers["Location"] = answer.location

@@ -14,9 +14,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import FrameType
 
+from offload_local.edge import EdgeFailed
 from offload_local.servers import PortInUse
 from offload_local.stack import DEMO_KEYS, LocalStack
-from offload_local.template import ROOT, Function
+from offload_local.template import ROOT, TEMPLATE_PATH, Function
 
 DEFAULT_ENV_FILE = ROOT / ".offload" / "local.env"
 
@@ -34,13 +35,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    stack = LocalStack(port=args.port, emulator_port=args.emulator_port, seed=not args.no_seed)
+    try:
+        stack = LocalStack(
+            port=args.port,
+            emulator_port=args.emulator_port,
+            edge_port=None if args.no_edge else args.edge_port,
+            seed=not args.no_seed,
+            parameters=dict(args.parameter_overrides),
+            template=args.template,
+        )
+    except ValueError as exc:
+        print(f"offload-local: {exc}", file=sys.stderr)
+        return 2
     try:
         stack.start()
         stack.write_env_file(args.env_file)
         print(banner(stack, args.env_file), flush=True)
+        if stack.edge_missing:
+            print(f"offload-local: {stack.edge_missing}", file=sys.stderr, flush=True)
         stop.wait()
-    except PortInUse as exc:
+    except (PortInUse, EdgeFailed) as exc:
         print(f"offload-local: {exc}", file=sys.stderr)
         return 1
     finally:
@@ -81,13 +95,41 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_ENV_FILE,
         help=f"where to write the export lines (default: {DEFAULT_ENV_FILE})",
     )
+    parser.add_argument(
+        "--edge-port",
+        type=int,
+        default=int(os.environ.get("EDGE_PORT") or 3080),
+        help="the edge (Varnish as the CDN) on 127.0.0.1 (default: $EDGE_PORT or 3080; 0: free)",
+    )
+    parser.add_argument("--no-edge", action="store_true", help="serve the API only")
+    parser.add_argument(
+        "--parameter-overrides",
+        nargs="*",
+        type=_parameter,
+        default=[],
+        metavar="NAME=VALUE",
+        help="template parameters, as sam deploy takes them (e.g. PointerMaxAgeSeconds=2)",
+    )
+    parser.add_argument(
+        "--template",
+        type=Path,
+        default=TEMPLATE_PATH,
+        help="the SAM template to serve (default: the project's template.yaml)",
+    )
     parser.add_argument("--no-seed", action="store_true", help="skip the demo keys and data")
     return parser
 
 
+def _parameter(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not equals or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
 def banner(stack: LocalStack, env_file: Path) -> str:
     """What to tell a user once the stack is up: URLs, keys, and lines that work as printed."""
-    api = stack.api_url
+    api = stack.public_url
     try:
         shown = env_file.resolve().relative_to(Path.cwd())
     except ValueError:
@@ -99,8 +141,14 @@ def banner(stack: LocalStack, env_file: Path) -> str:
     ]
     lines = [
         "",
-        f"Offload is running on {api}",
-        f"  AWS emulator (moto)  {stack.emulator.endpoint_url}",
+        "Offload is running:",
+        *(
+            [f"  {api}  the edge (Varnish, as the CDN): what clients use"]
+            if stack.edge is not None
+            else []
+        ),
+        f"  {stack.api_url}  the API (as API Gateway)",
+        f"  {stack.emulator.endpoint_url}  the AWS emulator (moto)",
         f"  table {stack.environment['TABLE_NAME']}, bucket {stack.environment['BUCKET_NAME']}",
         "",
         "Demo API keys (local only):",

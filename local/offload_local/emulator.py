@@ -11,6 +11,7 @@ from typing import Any
 
 import boto3
 from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core.model_instances import reset_model_data
 from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 
 from offload_local.isolation import serialise_dynamodb
@@ -34,6 +35,23 @@ def _stored_object(bucket: str, key: str) -> tuple[int, str, str | None] | None:
     return stored.size, stored.etag.strip('"'), version
 
 
+def _forgetting_models(app: Any) -> Any:
+    """moto's app, without its record of every model object ever made.
+
+    moto lists each object it creates for its server's dashboard and never lets go: every
+    DynamoDB transaction deep-copies the table for rollback, so a long-running stack would
+    keep a copy of the whole table per transaction (megabytes per recorded match).
+    """
+
+    def forgetting(environ: dict[str, Any], start_response: Any) -> Any:
+        try:
+            return app(environ, start_response)
+        finally:
+            reset_model_data()
+
+    return forgetting
+
+
 class Emulator:
     """moto on 127.0.0.1 (a free port when `port` is 0), reporting S3 object changes."""
 
@@ -43,7 +61,7 @@ class Emulator:
         self.stack = stack
         app: Any = DomainDispatcherApplication(create_backend_app)
         self._server = Server(
-            S3EventSource(app, on_change, lookup=_stored_object),
+            S3EventSource(_forgetting_models(app), on_change, lookup=_stored_object),
             port=port,
             what="AWS emulator",
             hint="choose another with EMULATOR_PORT, or leave it unset for a free one",

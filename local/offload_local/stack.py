@@ -9,6 +9,7 @@ from pathlib import Path
 
 import boto3
 
+from offload_local.edge import INSTALL_HINT, Edge, find
 from offload_local.emulator import Emulator
 from offload_local.gateway import Gateway, GatewayRequestHandler
 from offload_local.lambdas import Containers
@@ -50,13 +51,21 @@ class LocalStack:
 
     port: int = 3000
     emulator_port: int = 0
+    # None: no edge; 0: a free port.
+    edge_port: int | None = None
     template: Path = TEMPLATE_PATH
     seed: bool = True
+    # Template parameters, as `sam deploy --parameter-overrides` gives them.
+    parameters: dict[str, str] = field(default_factory=dict)
     stack: Stack = field(init=False)
     environment: dict[str, str] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.stack = Stack(load(self.template))
+        template = load(self.template)
+        unknown = sorted(set(self.parameters) - set(template.get("Parameters", {})))
+        if unknown:
+            raise ValueError(f"the template has no parameter {', '.join(unknown)}")
+        self.stack = Stack(template, parameters=dict(self.parameters))
         functions = self.stack.functions()
         self._containers = {f.logical_id: Containers(f) for f in functions}
         self._notifications = Notifications(
@@ -72,10 +81,17 @@ class LocalStack:
             throttling=self.stack.throttling(),
         )
         self._servers: list[Server | Emulator] = []
+        self.edge: Edge | None = None
+        self.edge_missing = ""
 
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self._api.port}"
+
+    @property
+    def public_url(self) -> str:
+        """Where clients go: the edge when it runs, as they would use the CDN's URL."""
+        return self.edge.url if self.edge is not None else self.api_url
 
     def start(self) -> None:
         """Bind both ports (PortInUse if taken), then serve, create resources and seed."""
@@ -88,6 +104,8 @@ class LocalStack:
             request_handler=GatewayRequestHandler,
         )
         self._servers.append(self._api)
+        if self.edge_port is not None:
+            self._prepare_edge(self.edge_port)
         self.emulator = Emulator(
             self.stack, port=self.emulator_port, on_change=self._notifications.publish
         )
@@ -104,9 +122,27 @@ class LocalStack:
         if self.seed:
             seed_demo_data()
         self._api.start()
+        if self.edge is not None:
+            self.edge.start()
+            self.environment["OFFLOAD_EDGE_URL"] = self.edge.url
+            self.environment["OFFLOAD_EDGE_NAME"] = str(self.edge.workdir)
+
+    def _prepare_edge(self, port: int) -> None:
+        """The edge if varnishd is installed (its port checked now, to fail fast), else why not."""
+        varnishd = find("varnishd")
+        if varnishd is None:
+            self.edge_missing = (
+                f"no edge on port {port or '(free)'}: varnishd is not installed "
+                f"(`{INSTALL_HINT}`); serving the API directly"
+            )
+            return
+        self.edge = Edge(varnishd, port=port, backend_port=self._api.port)
 
     def stop(self) -> None:
-        """Stop serving, finish queued S3 events, stop the emulator."""
+        """Stop the edge and serving, finish queued S3 events, stop the emulator."""
+        if self.edge is not None:
+            self.edge.stop()
+            self.edge = None
         if self._servers:
             self._servers[0].stop()
         self._notifications.close()
@@ -145,11 +181,17 @@ class LocalStack:
             "TABLE_NAME",
             "BUCKET_NAME",
             "OFFLOAD_API_URL",
+            "OFFLOAD_EDGE_URL",
+            "OFFLOAD_EDGE_NAME",
         )
         lines = [
             "# The Offload local stack (make run); valid while it runs.",
             f"unset {' '.join(_FOREIGN[:4])}",
-            *(f"export {name}={shlex.quote(self.environment[name])}" for name in names),
+            *(
+                f"export {name}={shlex.quote(self.environment[name])}"
+                for name in names
+                if name in self.environment
+            ),
         ]
         return "\n".join(lines) + "\n"
 

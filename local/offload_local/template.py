@@ -24,7 +24,8 @@ class _Loader(yaml.SafeLoader):
 
 
 def _construct_tag(loader: _Loader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    # `!Ref` and `!Condition` are the two short forms without the `Fn::` prefix.
+    name = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
     if isinstance(node, yaml.ScalarNode):
         value: Any = loader.construct_scalar(node)
         if suffix == "GetAtt":
@@ -145,10 +146,12 @@ class Stack:
             self.parameters.setdefault(name, str(spec.get("Default", "")))
 
     def resources(self, kind: str) -> dict[str, dict[str, Any]]:
+        """The resources of one type that exist, i.e. whose `Condition` (if any) holds."""
         return {
             name: resource
             for name, resource in self.template["Resources"].items()
             if resource["Type"] == kind
+            and ("Condition" not in resource or self.condition(resource["Condition"]))
         }
 
     def resource_name(self, logical_id: str) -> str:
@@ -262,7 +265,7 @@ class Stack:
             return self._get_att(logical_id, attribute)
         if name == "Fn::If":
             condition, if_true, if_false = argument
-            return self.resolve(if_true if self._condition(condition) else if_false)
+            return self.resolve(if_true if self.condition(condition) else if_false)
         if name == "Fn::Join":
             separator, items = argument
             return separator.join(str(item) for item in self.resolve(items))
@@ -298,7 +301,8 @@ class Stack:
             return f"arn:aws:{kind}:{self.region}:{self.account_id}:{name}"
         return name
 
-    def _condition(self, name: str) -> bool:
+    def condition(self, name: str) -> bool:
+        """Whether a template condition holds for these parameters."""
         return bool(self._evaluate(self.template.get("Conditions", {})[name]))
 
     def _evaluate(self, expression: Any) -> Any:
@@ -314,7 +318,7 @@ class Stack:
             if name == "Fn::Or":
                 return any(self._evaluate(item) for item in argument)
             if name == "Condition":
-                return self._condition(argument)
+                return self.condition(argument)
         return self.resolve(expression)
 
     def table_definition(self, logical_id: str = "Table") -> dict[str, Any]:

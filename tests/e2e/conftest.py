@@ -11,12 +11,14 @@ from pathlib import Path
 import pytest
 import requests
 
+from offload.feeds.service import Outcome
 from tests.integration.conftest import (
     RunningStack,
     create_stack_key,
     local_stack,  # noqa: F401 - the same session fixture, shared by both suites
     wait_for_hit,
 )
+from tests.support import cache_status
 
 HERE = Path(__file__).parent
 FORMATS = ("json", "xml")
@@ -68,7 +70,7 @@ def served(request: pytest.FixtureRequest, local_stack: RunningStack) -> Served:
         session.trust_env = False
         miss = session.get(url, headers={"X-Api-Key": key}, allow_redirects=False, timeout=30)
     assert miss.status_code == HTTPStatus.OK
-    assert miss.headers["X-Cache"] == "MISS"
+    assert cache_status(miss.headers) == Outcome.STORED
     return Served(url, key, miss.content, local_stack.endpoint_url)
 
 

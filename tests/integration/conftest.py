@@ -23,11 +23,19 @@ import pytest
 import requests
 
 from offload import auth
+from offload.feeds.service import Outcome
 from offload.runtime import get_runtime
-from tests.support import ROOT, STACK, reset_container_state
+from tests.support import ROOT, STACK, cache_status, reset_container_state
 
 STARTUP_SECONDS = 90
 _clients = itertools.count(1)
+# Short collection TTLs, so that edge tests can watch them run out in seconds.
+TTLS = {
+    "PointerMaxAgeSeconds": 2,
+    "PointerStaleSeconds": 2,
+    "RedirectMaxAgeSeconds": 2,
+    "UnfinishedMaxAgeSeconds": 2,
+}
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,11 @@ class RunningStack:
 
     def url(self, path: str) -> str:
         return self.base_url + path
+
+    @property
+    def edge_url(self) -> str | None:
+        """The local edge (Varnish as the CDN) in front of the API, where varnishd runs."""
+        return self.environment.get("OFFLOAD_EDGE_URL")
 
     @property
     def endpoint_url(self) -> str:
@@ -68,7 +81,13 @@ def start_stack(directory: Path) -> tuple[subprocess.Popen[bytes], RunningStack]
     }
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "offload_local", "--port", "0", "--env-file", str(env_file)],
+            [
+                sys.executable, "-m", "offload_local",
+                "--port", "0",
+                "--edge-port", "0",
+                "--env-file", str(env_file),
+                "--parameter-overrides", *(f"{name}={value}" for name, value in TTLS.items()),
+            ],
             cwd=ROOT,
             env=environment,
             stdout=output,
@@ -172,7 +191,7 @@ def wait_for_hit(
     deadline = time.monotonic() + timeout
     while True:
         response = http.get(url, headers={"X-Api-Key": key}, allow_redirects=False, timeout=30)
-        hit = response.headers.get("X-Cache") == "HIT"
+        hit = cache_status(response.headers) == Outcome.HIT
         if (response.status_code == HTTPStatus.TEMPORARY_REDIRECT and hit) or (
             time.monotonic() > deadline
         ):

@@ -9,10 +9,14 @@ from http import HTTPStatus
 import requests
 
 from offload import auth
+from tests.integration.conftest import TTLS
 
-POINTER = "public, max-age=5, stale-while-revalidate=30"
+POINTER = (
+    f"public, max-age={TTLS['PointerMaxAgeSeconds']}, "
+    f"stale-while-revalidate={TTLS['PointerStaleSeconds']}"
+)
 IMMUTABLE = "public, max-age=31536000, immutable"
-REDIRECT = "public, max-age=5"
+REDIRECT = f"public, max-age={TTLS['RedirectMaxAgeSeconds']}"
 
 
 def assert_cacheable(response: requests.Response, status: HTTPStatus, cache_control: str) -> str:

@@ -12,10 +12,12 @@ from http import HTTPStatus
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from offload_local.edge import VARNISHD
 from tests.integration.conftest import RunningStack, read_env_file
 from tests.support import ROOT
 
 BIN = Path(sys.executable).parent
+STACK_ARGUMENTS = (BIN / "offload-local", "--port", "0", "--edge-port", "0", "--no-seed")
 
 
 def shell(command: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
@@ -65,6 +67,29 @@ def test_env_file_has_the_stack_settings(local_stack: RunningStack):
     assert values["BUCKET_NAME"] == "offload-local-feeds-123456789012"
 
 
+def test_without_varnish_the_stack_says_how_to_install_it_and_serves_the_api(tmp_path):
+    # GIVEN a machine where varnishd cannot be found
+    env_file = tmp_path / "local.env"
+    environment = {**os.environ, VARNISHD: str(tmp_path / "no-varnishd")}
+    process = subprocess.Popen(
+        [*STACK_ARGUMENTS, "--env-file", env_file],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+    )
+    deadline = time.monotonic() + 60
+    while not env_file.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    values = read_env_file(env_file)
+    process.send_signal(signal.SIGINT)
+    output, errors = process.communicate(timeout=30)
+    # THEN it served the API alone and said in one line how to get the edge
+    assert "OFFLOAD_EDGE_URL" not in values and values["OFFLOAD_API_URL"] in output
+    missing = [line for line in errors.splitlines() if "varnish" in line]
+    assert len(missing) == 1 and "apt-get install varnish" in missing[0]
+
+
 def test_busy_port_is_one_clear_line_and_exit_code_1(local_stack: RunningStack, tmp_path):
     port = urlsplit(local_stack.base_url).port
     result = shell(f"offload-local --port {port} --env-file {tmp_path / 'local.env'}")
@@ -79,7 +104,7 @@ def test_ctrl_c_stops_everything(tmp_path: Path):
     # GIVEN a running stack
     env_file = tmp_path / "local.env"
     process = subprocess.Popen(
-        [BIN / "offload-local", "--port", "0", "--no-seed", "--env-file", env_file],
+        [*STACK_ARGUMENTS, "--env-file", env_file],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -92,11 +117,13 @@ def test_ctrl_c_stops_everything(tmp_path: Path):
     # WHEN it gets Ctrl-C
     process.send_signal(signal.SIGINT)
 
-    # THEN it exits cleanly, both ports are closed and the env file is gone
+    # THEN it exits cleanly, every port is closed (the edge's too) and the env file is gone
     _, errors = process.communicate(timeout=30)
     assert process.returncode == 0, errors
     assert "Traceback" not in errors
-    for url in (values["OFFLOAD_API_URL"], values["AWS_ENDPOINT_URL"]):
+    urls = [values["OFFLOAD_API_URL"], values["AWS_ENDPOINT_URL"]]
+    urls += [values["OFFLOAD_EDGE_URL"]] if "OFFLOAD_EDGE_URL" in values else []
+    for url in urls:
         port = urlsplit(url).port
         assert port is not None
         with socket.socket() as probe:

@@ -58,7 +58,7 @@ def s3(emulated: Emulated) -> Any:
 
 def test_put_reports_the_created_object(s3, emulated):
     # GIVEN a key that needs encoding in a URL and in an event
-    key, body = "feeds/a b+c=d/é.json", b'{"x": 1}'
+    key, body = "files/a b+c=d/é.json", b'{"x": 1}'
 
     # WHEN it is uploaded
     s3.put_object(Bucket=BUCKET_NAME, Key=key, Body=body)
@@ -72,53 +72,53 @@ def test_put_reports_the_created_object(s3, emulated):
 
 
 def test_copy_multipart_and_deletes_are_reported(s3, emulated):
-    s3.put_object(Bucket=BUCKET_NAME, Key="feeds/one", Body=b"1")
+    s3.put_object(Bucket=BUCKET_NAME, Key="files/one", Body=b"1")
     s3.copy_object(
-        Bucket=BUCKET_NAME, Key="feeds/two", CopySource={"Bucket": BUCKET_NAME, "Key": "feeds/one"}
+        Bucket=BUCKET_NAME, Key="files/two", CopySource={"Bucket": BUCKET_NAME, "Key": "files/one"}
     )
-    upload = s3.create_multipart_upload(Bucket=BUCKET_NAME, Key="feeds/three")
+    upload = s3.create_multipart_upload(Bucket=BUCKET_NAME, Key="files/three")
     part = s3.upload_part(
-        Bucket=BUCKET_NAME, Key="feeds/three", UploadId=upload["UploadId"], PartNumber=1, Body=b"3"
+        Bucket=BUCKET_NAME, Key="files/three", UploadId=upload["UploadId"], PartNumber=1, Body=b"3"
     )
     s3.complete_multipart_upload(
         Bucket=BUCKET_NAME,
-        Key="feeds/three",
+        Key="files/three",
         UploadId=upload["UploadId"],
         MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
     )
-    s3.delete_object(Bucket=BUCKET_NAME, Key="feeds/one")
+    s3.delete_object(Bucket=BUCKET_NAME, Key="files/one")
     s3.delete_objects(
-        Bucket=BUCKET_NAME, Delete={"Objects": [{"Key": "feeds/two"}, {"Key": "feeds/three"}]}
+        Bucket=BUCKET_NAME, Delete={"Objects": [{"Key": "files/two"}, {"Key": "files/three"}]}
     )
 
     assert [(change.event_name, change.key) for change in emulated.changes] == [
-        ("ObjectCreated:Put", "feeds/one"),
-        ("ObjectCreated:Copy", "feeds/two"),
-        ("ObjectCreated:CompleteMultipartUpload", "feeds/three"),
-        ("ObjectRemoved:Delete", "feeds/one"),
-        ("ObjectRemoved:Delete", "feeds/two"),
-        ("ObjectRemoved:Delete", "feeds/three"),
+        ("ObjectCreated:Put", "files/one"),
+        ("ObjectCreated:Copy", "files/two"),
+        ("ObjectCreated:CompleteMultipartUpload", "files/three"),
+        ("ObjectRemoved:Delete", "files/one"),
+        ("ObjectRemoved:Delete", "files/two"),
+        ("ObjectRemoved:Delete", "files/three"),
     ]
     assert emulated.changes[2].size == 1
 
 
 def test_reads_and_failed_or_non_object_writes_report_nothing(s3, emulated):
-    s3.put_object(Bucket=BUCKET_NAME, Key="feeds/tagged", Body=b"x")
+    s3.put_object(Bucket=BUCKET_NAME, Key="files/tagged", Body=b"x")
     emulated.changes.clear()
-    s3.get_object(Bucket=BUCKET_NAME, Key="feeds/tagged")["Body"].read()
-    s3.head_object(Bucket=BUCKET_NAME, Key="feeds/tagged")
+    s3.get_object(Bucket=BUCKET_NAME, Key="files/tagged")["Body"].read()
+    s3.head_object(Bucket=BUCKET_NAME, Key="files/tagged")
     s3.put_object_tagging(
-        Bucket=BUCKET_NAME, Key="feeds/tagged", Tagging={"TagSet": [{"Key": "k", "Value": "v"}]}
+        Bucket=BUCKET_NAME, Key="files/tagged", Tagging={"TagSet": [{"Key": "k", "Value": "v"}]}
     )
     s3.list_objects_v2(Bucket=BUCKET_NAME)
     with pytest.raises(s3.exceptions.NoSuchBucket):
-        s3.put_object(Bucket="no-such-bucket", Key="feeds/x", Body=b"x")
+        s3.put_object(Bucket="no-such-bucket", Key="files/x", Body=b"x")
     assert emulated.changes == []
 
 
 def test_record_is_an_s3_event_record():
     change = ObjectChange(
-        "ObjectCreated:Put", BUCKET_NAME, "feeds/a b+c.json", size=5, etag="abc", request_id="R1"
+        "ObjectCreated:Put", BUCKET_NAME, "files/a b+c.json", size=5, etag="abc", request_id="R1"
     )
     record = event_record(change, region="eu-west-1", configuration_id="Uploaded", sequencer="0A")
     assert record["eventSource"] == "aws:s3"
@@ -134,7 +134,7 @@ def test_record_is_an_s3_event_record():
         "arn": f"arn:aws:s3:::{BUCKET_NAME}",
     }
     assert record["s3"]["object"] == {
-        "key": "feeds/a+b%2Bc.json",
+        "key": "files/a+b%2Bc.json",
         "size": 5,
         "eTag": "abc",
         "sequencer": "0A",
@@ -171,10 +171,10 @@ def test_events_reach_the_template_s_event_sources_in_order(emulated):
     recording = Recording(RECORDER)
     notifications = notifications_for(recording, emulated)
     try:
-        for key in ("feeds/a.json", "other/b.json", "feeds/c.json"):
+        for key in ("files/a.json", "other/b.json", "files/c.json"):
             notifications.publish(ObjectChange("ObjectCreated:Put", BUCKET_NAME, key, size=1))
-        notifications.publish(ObjectChange("ObjectRemoved:Delete", BUCKET_NAME, "feeds/a.json"))
-        notifications.publish(ObjectChange("ObjectCreated:Put", "other-bucket", "feeds/d.json"))
+        notifications.publish(ObjectChange("ObjectRemoved:Delete", BUCKET_NAME, "files/a.json"))
+        notifications.publish(ObjectChange("ObjectCreated:Put", "other-bucket", "files/d.json"))
         assert notifications.wait_idle(10)
     finally:
         notifications.close()
@@ -183,11 +183,11 @@ def test_events_reach_the_template_s_event_sources_in_order(emulated):
         (event["Records"][0] for event in recording.events),
         key=lambda record: record["s3"]["object"]["sequencer"],
     )
-    # Only the template's prefix (feeds/) and bucket, one object per event, as S3 sends them.
+    # Only the template's prefix (files/) and bucket, one object per event, as S3 sends them.
     assert [(r["eventName"], r["s3"]["object"]["key"]) for r in records] == [
-        ("ObjectCreated:Put", "feeds/a.json"),
-        ("ObjectCreated:Put", "feeds/c.json"),
-        ("ObjectRemoved:Delete", "feeds/a.json"),
+        ("ObjectCreated:Put", "files/a.json"),
+        ("ObjectCreated:Put", "files/c.json"),
+        ("ObjectRemoved:Delete", "files/a.json"),
     ]
     assert [r["s3"]["configurationId"] for r in records] == ["Uploaded", "Uploaded", "Removed"]
     assert "size" not in records[2]["s3"]["object"]
@@ -202,7 +202,7 @@ def test_failed_event_is_retried_then_sent_to_the_dead_letter_queue(emulated):
 
     # WHEN an event for it arrives
     try:
-        notifications.publish(ObjectChange("ObjectCreated:Put", BUCKET_NAME, "feeds/x.json"))
+        notifications.publish(ObjectChange("ObjectCreated:Put", BUCKET_NAME, "files/x.json"))
         assert notifications.wait_idle(10)
     finally:
         notifications.close()

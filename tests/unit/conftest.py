@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -13,9 +14,16 @@ from typing import Any
 import boto3
 import pytest
 import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from moto import mock_aws
 
 from offload import auth
+from offload.config import (
+    CLOUDFRONT_DOMAIN_PARAMETER,
+    CLOUDFRONT_KEY_ID,
+    CLOUDFRONT_PRIVATE_KEY_PARAMETER,
+)
 from offload.feeds import REGISTRY, Feed, GenerationRequest
 from offload.feeds.catalog import product_records, seed_products
 from offload.runtime import Runtime, get_runtime
@@ -23,7 +31,15 @@ from offload_local.isolation import serialise_dynamodb
 from offload_local.lambdas import Containers, LocalContext, load_handler
 from offload_local.stack import seed_demo_keys
 from offload_local.template import Function
-from tests.support import BUCKET_NAME, STACK, Api, create_resources, feed_event, s3_event
+from tests.support import (
+    BUCKET_NAME,
+    STACK,
+    Api,
+    create_resources,
+    feed_event,
+    reset_container_state,
+    s3_event,
+)
 
 FUNCTIONS = {function.logical_id: function for function in STACK.functions()}
 _clients = itertools.count(1)
@@ -173,7 +189,7 @@ def deliver_s3_events(handler: Callable[[str], Callable[[dict], Any]]) -> Callab
 
     def deliver() -> int:
         s3 = boto3.client("s3")
-        listed = s3.list_objects_v2(Bucket=BUCKET_NAME, Prefix="feeds/").get("Contents", [])
+        listed = s3.list_objects_v2(Bucket=BUCKET_NAME, Prefix="files/").get("Contents", [])
         new = sorted(item["Key"] for item in listed if item["Key"] not in seen)
         for key in new:
             handler("RecorderFunction")(s3_event("ObjectCreated:Put", key))
@@ -213,3 +229,43 @@ def api(handler, load_event, make_key) -> Api:
     """The collections handler, with an admin key for recording matches."""
     admin_key, _ = make_key(scopes={auth.SCOPE_ADMIN})
     return Api(handler("CollectionsFunction"), load_event, admin_key)
+
+
+@dataclass(frozen=True)
+class CloudFront:
+    """Signing as a stack with a CDN key does it; the key and the domain are in SSM."""
+
+    key_id: str
+    domain: str
+    private_key: rsa.RSAPrivateKey
+    key_parameter: str
+    domain_parameter: str
+
+
+@pytest.fixture
+def cloudfront(aws: None, monkeypatch: pytest.MonkeyPatch) -> CloudFront:
+    """Containers started from here on sign CloudFront URLs, reading SSM as in AWS."""
+    private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = private_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    # Unique names: Powertools caches parameter values by name across tests.
+    prefix = f"/offload-test-{uuid.uuid4().hex[:8]}"
+    signing = CloudFront(
+        key_id="K2JCJMDEHXQW5F",
+        domain="d111111abcdef8.cloudfront.net",
+        private_key=private_key,
+        key_parameter=f"{prefix}/cloudfront-key",
+        domain_parameter=f"{prefix}/cdn-domain",
+    )
+    ssm = boto3.client("ssm")
+    ssm.put_parameter(Name=signing.key_parameter, Value=pem, Type="SecureString")
+    ssm.put_parameter(Name=signing.domain_parameter, Value=signing.domain, Type="String")
+    monkeypatch.setenv(CLOUDFRONT_KEY_ID, signing.key_id)
+    monkeypatch.setenv(CLOUDFRONT_PRIVATE_KEY_PARAMETER, signing.key_parameter)
+    monkeypatch.setenv(CLOUDFRONT_DOMAIN_PARAMETER, signing.domain_parameter)
+    reset_container_state()
+    get_runtime()
+    return signing

@@ -7,14 +7,15 @@ from http import HTTPStatus
 
 import boto3
 
+from offload.feeds.service import Outcome
 from offload.storage import upload
-from tests.support import BUCKET_NAME
+from tests.support import BUCKET_NAME, cache_status
 
 
 def test_feed_request_event(handler, load_event, catalog, demo_keys):
     response = handler("FeedsFunction")(load_event("feed_request"))
     assert response["statusCode"] == HTTPStatus.OK
-    assert response["headers"]["X-Cache"] == "MISS"
+    assert cache_status(response["headers"]) == Outcome.STORED
 
 
 def test_bearer_xml_request_event(handler, load_event, catalog, demo_keys):

@@ -11,15 +11,16 @@ import boto3
 import pytest
 
 from offload.feeds import REGISTRY, Feed
+from offload.feeds.service import Outcome
 from offload.models import CacheEntry, RebuildLock
-from tests.support import BUCKET_NAME, problem_of
+from tests.support import BUCKET_NAME, cache_status, problem_of
 from tests.unit.conftest import download
 
 MB = 1024 * 1024
 
 
 def generated_keys() -> list[str]:
-    listed = boto3.client("s3").list_objects_v2(Bucket=BUCKET_NAME, Prefix="feeds/")
+    listed = boto3.client("s3").list_objects_v2(Bucket=BUCKET_NAME, Prefix="files/")
     return sorted(item["Key"] for item in listed.get("Contents", []))
 
 
@@ -30,14 +31,14 @@ def test_first_request_generates_and_answers_inline(call_feed, make_key, catalog
     response = call_feed("/feeds/catalog.json", key=key)
     # THEN it is generated, answered inline, and stored under a new object key
     assert response["statusCode"] == HTTPStatus.OK
-    assert response["headers"]["X-Cache"] == "MISS"
+    assert cache_status(response["headers"]) == Outcome.STORED
     assert response["headers"]["Content-Type"] == "application/json"
     assert response["headers"]["Cache-Control"] == "private, no-store"
     body = response["body"].encode()
     assert 0.5 * MB <= len(body) <= 2 * MB
     assert len(json.loads(body)["products"]) == catalog
     [stored] = generated_keys()
-    assert stored.startswith(f"feeds/catalog/{client_id}/") and stored.endswith(".json")
+    assert stored.startswith(f"files/catalog/{client_id}/") and stored.endswith(".json")
 
 
 def test_xml_format_is_real_xml_of_the_same_products(call_feed, make_key, catalog):
@@ -61,7 +62,7 @@ def test_hit_redirects_with_signed_url_to_identical_bytes(
     second = call_feed(key=key)
     # THEN it is redirected to a signed URL that serves the same bytes
     assert second["statusCode"] == HTTPStatus.TEMPORARY_REDIRECT
-    assert second["headers"]["X-Cache"] == "HIT"
+    assert cache_status(second["headers"]) == Outcome.HIT
     assert second["headers"]["Cache-Control"] == "private, no-store"
     assert download(second["headers"]["Location"]) == first["body"].encode()
     assert len(generated_keys()) == 1
@@ -75,7 +76,7 @@ def test_catalog_is_deterministic_for_the_same_data(
     deliver_s3_events()
     invalidate({"feed": "catalog"})
     second = call_feed(key=key)
-    assert second["headers"]["X-Cache"] == "MISS"
+    assert cache_status(second["headers"]) == Outcome.STORED
     assert second["body"] == first["body"]
     assert len(generated_keys()) == 2
 
@@ -87,7 +88,7 @@ def test_parameters_are_canonicalised_into_one_cache_key(
     shoes = call_feed(key=key, query="category=shoes")
     deliver_s3_events()
     again = call_feed(key=key, query="category=%20SHOES%20")
-    assert again["headers"]["X-Cache"] == "HIT"
+    assert cache_status(again["headers"]) == Outcome.HIT
     products = json.loads(shoes["body"])["products"]
     assert products and {p["category"] for p in products} == {"shoes"}
 
@@ -97,7 +98,7 @@ def test_clients_never_share_a_file(call_feed, make_key, probe, deliver_s3_event
     second_key, _ = make_key()
     call_feed("/feeds/probe.json", key=first_key)
     deliver_s3_events()
-    assert call_feed("/feeds/probe.json", key=second_key)["headers"]["X-Cache"] == "MISS"
+    assert cache_status(call_feed("/feeds/probe.json", key=second_key)["headers"]) == Outcome.STORED
     assert probe.calls == 2
 
 
@@ -111,13 +112,13 @@ def test_invalidation_makes_the_next_request_regenerate(
     key, client_id = make_key()
     call_feed("/feeds/probe.json", key=key)
     deliver_s3_events()
-    assert call_feed("/feeds/probe.json", key=key)["headers"]["X-Cache"] == "HIT"
+    assert cache_status(call_feed("/feeds/probe.json", key=key)["headers"]) == Outcome.HIT
     # WHEN an invalidation covering it is posted
     body = {name: value.format(client=client_id) for name, value in scope.items()}
     assert invalidate(body)["statusCode"] == HTTPStatus.ACCEPTED
     # THEN the next request regenerates
     response = call_feed("/feeds/probe.json", key=key)
-    assert response["headers"]["X-Cache"] == "MISS"
+    assert cache_status(response["headers"]) == Outcome.STORED
     assert json.loads(response["body"])["generation"] == 2
 
 
@@ -130,8 +131,8 @@ def test_client_invalidation_leaves_other_clients_fresh(
     call_feed("/feeds/probe.json", key=theirs)
     deliver_s3_events()
     invalidate({"client": my_id})
-    assert call_feed("/feeds/probe.json", key=theirs)["headers"]["X-Cache"] == "HIT"
-    assert call_feed("/feeds/probe.json", key=mine)["headers"]["X-Cache"] == "MISS"
+    assert cache_status(call_feed("/feeds/probe.json", key=theirs)["headers"]) == Outcome.HIT
+    assert cache_status(call_feed("/feeds/probe.json", key=mine)["headers"]) == Outcome.STORED
 
 
 def test_invalidation_during_generation_still_forces_a_rebuild(
@@ -145,7 +146,7 @@ def test_invalidation_during_generation_still_forces_a_rebuild(
     # WHEN the next request comes, after the upload was recorded
     response = call_feed("/feeds/probe.json", key=key)
     # THEN the file, started before the invalidation, is not served
-    assert response["headers"]["X-Cache"] == "MISS"
+    assert cache_status(response["headers"]) == Outcome.STORED
     assert probe.calls == 2
 
 
@@ -159,7 +160,7 @@ def test_object_deleted_behind_the_entry_is_regenerated(
     boto3.client("s3").delete_object(Bucket=BUCKET_NAME, Key=stored)
     response = call_feed("/feeds/probe.json", key=key)
     assert response["statusCode"] == HTTPStatus.OK
-    assert response["headers"]["X-Cache"] == "MISS"
+    assert cache_status(response["headers"]) == Outcome.STORED
     assert probe.calls == 2
 
 
@@ -173,7 +174,7 @@ def test_old_file_is_served_stale_when_the_generator_fails(
     probe.fail = RuntimeError("upstream database is down")
     response = call_feed("/feeds/probe.json", key=key)
     assert response["statusCode"] == HTTPStatus.TEMPORARY_REDIRECT
-    assert response["headers"]["X-Cache"] == "STALE"
+    assert cache_status(response["headers"]) == Outcome.STALE_ON_ERROR
     assert download(response["headers"]["Location"]) == first["body"].encode()
     assert lock_count() == 0
 

@@ -9,9 +9,10 @@ from http import HTTPStatus
 
 from offload import locks
 from offload.config import get_settings
+from offload.feeds.service import Outcome
 from offload.runtime import Runtime, get_runtime
 from offload_local.lambdas import Containers
-from tests.support import feed_event
+from tests.support import cache_status, feed_event
 from tests.unit.conftest import Probe, download
 from tests.unit.test_feeds import age_entries, generated_keys
 
@@ -19,7 +20,7 @@ from tests.unit.test_feeds import age_entries, generated_keys
 def lease(owner: str, *, started_at: float, lease_seconds: float = 60) -> locks.Lease:
     return locks.Lease(
         owner=owner,
-        object_key=f"feeds/probe/c/{'0' * 32}/{owner}.json",
+        object_key=f"files/probe/c/{'0' * 32}/{owner}.json",
         started_at=started_at,
         lease_until=started_at + lease_seconds,
     )
@@ -51,9 +52,9 @@ def test_second_request_gets_the_stale_file_while_one_rebuilds(
     rebuilt, second = during_a_rebuild(containers("FeedsFunction"), key, probe)
     # THEN the second is sent to the old file, and the first answers with the new one
     assert second["statusCode"] == HTTPStatus.TEMPORARY_REDIRECT
-    assert second["headers"]["X-Cache"] == "STALE"
+    assert cache_status(second["headers"]) == Outcome.STALE
     assert download(second["headers"]["Location"]) == first["body"].encode()
-    assert rebuilt["headers"]["X-Cache"] == "MISS"
+    assert cache_status(rebuilt["headers"]) == Outcome.STORED
     assert probe.calls == 2
 
 
@@ -68,9 +69,9 @@ def test_hard_invalidation_is_never_answered_stale(
     # WHEN one request rebuilds and a second arrives meanwhile
     rebuilt, second = during_a_rebuild(containers("FeedsFunction"), key, probe)
     # THEN the second waited for the new file instead of getting the invalidated one
-    assert rebuilt["headers"]["X-Cache"] == "MISS"
+    assert cache_status(rebuilt["headers"]) == Outcome.STORED
     assert second["statusCode"] == HTTPStatus.TEMPORARY_REDIRECT
-    assert second["headers"]["X-Cache"] == "MISS"
+    assert cache_status(second["headers"]) == Outcome.COLLAPSED
     assert download(second["headers"]["Location"]) == rebuilt["body"].encode()
     assert probe.calls == 2
 
@@ -83,8 +84,8 @@ def test_soft_invalidation_allows_stale_while_rebuilding(
     deliver_s3_events()
     invalidate({"feed": "probe", "soft": True})
     rebuilt, second = during_a_rebuild(containers("FeedsFunction"), key, probe)
-    assert rebuilt["headers"]["X-Cache"] == "MISS"
-    assert second["headers"]["X-Cache"] == "STALE"
+    assert cache_status(rebuilt["headers"]) == Outcome.STORED
+    assert cache_status(second["headers"]) == Outcome.STALE
 
 
 def test_cold_key_with_100_concurrent_requests_generates_once(containers, make_key, probe):
@@ -170,9 +171,9 @@ def test_a_generation_recorded_just_before_the_lock_is_not_repeated(
     # WHEN it takes the lock
     response = pool.invoke(feed_event("/feeds/probe.json", key=key))
     # THEN it notices the recorded file instead of generating it again
-    assert raced[0]["headers"]["X-Cache"] == "MISS"
+    assert cache_status(raced[0]["headers"]) == Outcome.STORED
     assert response["statusCode"] == HTTPStatus.TEMPORARY_REDIRECT
-    assert response["headers"]["X-Cache"] == "HIT"
+    assert cache_status(response["headers"]) == Outcome.HIT
     assert probe.calls == 1
 
 
@@ -196,6 +197,6 @@ def test_past_the_lock_wait_a_request_generates_without_uploading(
         owner.result(timeout=10)
     # THEN it answered from a generation of its own, inline, and stored nothing
     assert second["statusCode"] == HTTPStatus.OK
-    assert second["headers"]["X-Cache"] == "MISS"
+    assert cache_status(second["headers"]) == Outcome.PRIVATE
     assert probe.calls == 2
     assert len(generated_keys()) == 1

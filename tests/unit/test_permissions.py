@@ -27,7 +27,6 @@ TRANSACT_ACTIONS = {
 # SAM policy templates the template uses, by the actions they grant.
 POLICY_TEMPLATES = {
     "SQSSendMessagePolicy": {"sqs:SendMessage", "sqs:ChangeMessageVisibility"},
-    "SSMParameterReadPolicy": {"ssm:GetParameter", "ssm:GetParameters"},
 }
 
 
@@ -100,6 +99,18 @@ def test_feeds_function_policy_covers_its_calls(
     served("/feeds/probe.json", query="colour=red", key=key)  # invalid, still counted
     assert needed(made) <= allowed_actions("FeedsFunction")
     assert {"dynamodb:Query", "s3:PutObject", "dynamodb:BatchGetItem"} <= needed(made)
+
+
+def test_feeds_function_policy_covers_cloudfront_signing(
+    cloudfront, call_feed, make_key, probe, deliver_s3_events, calls
+):
+    key, _ = make_key()
+    call_feed("/feeds/probe.json", key=key)
+    deliver_s3_events()
+    calls.clear()
+    call_feed("/feeds/probe.json", key=key)  # hit: the first signature reads SSM
+    assert needed(calls) <= allowed_actions("FeedsFunction")
+    assert "ssm:GetParameters" in needed(calls)
 
 
 def test_recorder_function_policy_covers_its_calls(handler, call_feed, make_key, probe, calls):

@@ -16,7 +16,7 @@ CACHE_ID = "0123456789abcdef0123456789abcdef"
 
 def put_generation(started_at: float, suffix: str) -> str:
     generation_id = f"{int(started_at * 1_000_000):016d}-{suffix}"
-    key = f"feeds/probe/client-1/{CACHE_ID}/{generation_id}.json"
+    key = f"files/probe/client-1/{CACHE_ID}/{generation_id}.json"
     upload(
         boto3.client("s3"),
         BUCKET_NAME,

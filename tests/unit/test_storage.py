@@ -16,7 +16,7 @@ def test_missing_or_forbidden_key_is_absent(code, status):
     s3 = boto3.client("s3")
     with Stubber(s3) as stub:
         stub.add_client_error("head_object", service_error_code=code, http_status_code=status)
-        assert storage.object_exists(s3, "bucket", "feeds/x.json") is False
+        assert storage.object_exists(s3, "bucket", "files/x.json") is False
 
 
 def test_other_failures_are_raised():
@@ -24,4 +24,4 @@ def test_other_failures_are_raised():
     with Stubber(s3) as stub:
         stub.add_client_error("head_object", service_error_code="SlowDown", http_status_code=503)
         with pytest.raises(ClientError):
-            storage.object_exists(s3, "bucket", "feeds/x.json")
+            storage.object_exists(s3, "bucket", "files/x.json")

@@ -13,7 +13,8 @@ from offload.feeds.base import Feed
 from offload.feeds.registry import FeedRegistry
 
 FILE_PATTERN = re.compile(r"(?P<feed>[a-z0-9][a-z0-9_-]{0,62})\.(?P<format>[a-z0-9]{1,10})")
-OBJECT_PREFIX = "feeds"
+# Served by the CDN under /files/*, a path no API route uses (the API owns /feeds/*).
+OBJECT_PREFIX = "files"
 OBJECT_KEY_PATTERN = re.compile(
     rf"{OBJECT_PREFIX}/[a-z0-9_-]+/[A-Za-z0-9_.-]+/(?P<cache_id>[0-9a-f]{{32}})/"
     r"(?P<generation_id>[0-9]{16}-[0-9a-f]{8})\.[a-z0-9]{1,10}"

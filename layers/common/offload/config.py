@@ -21,6 +21,7 @@ INLINE_LIMIT_BYTES = "INLINE_LIMIT_BYTES"
 RETRY_AFTER_SECONDS = "RETRY_AFTER_SECONDS"
 AWS_TIMEOUT_SECONDS = "AWS_TIMEOUT_SECONDS"
 CLOUDFRONT_DOMAIN = "CLOUDFRONT_DOMAIN"
+CLOUDFRONT_DOMAIN_PARAMETER = "CLOUDFRONT_DOMAIN_PARAMETER"
 CLOUDFRONT_KEY_ID = "CLOUDFRONT_KEY_ID"
 CLOUDFRONT_PRIVATE_KEY_PARAMETER = "CLOUDFRONT_PRIVATE_KEY_PARAMETER"
 POINTER_MAX_AGE_SECONDS = "POINTER_MAX_AGE_SECONDS"
@@ -57,6 +58,7 @@ class Settings:
     retry_after_seconds: int = 5
     aws_timeout_seconds: float = 5.0
     cloudfront_domain: str | None = None
+    cloudfront_domain_parameter: str | None = None
     cloudfront_key_id: str | None = None
     cloudfront_private_key_parameter: str | None = None
     pointer_max_age: int = 5
@@ -64,6 +66,11 @@ class Settings:
     immutable_max_age: int = 31_536_000
     redirect_max_age: int = 5
     unfinished_max_age: int = 10
+
+    @property
+    def signs_with_cloudfront(self) -> bool:
+        """Whether redirects go to CloudFront signed URLs instead of S3 presigned ones."""
+        return self.cloudfront_key_id is not None
 
     def __post_init__(self) -> None:
         if not 1 <= self.signed_url_ttl <= MAX_SIGNED_URL_TTL:
@@ -81,12 +88,17 @@ class Settings:
         for name in ("rate_limit_window", "default_hourly_limit", "lock_poll_seconds"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be positive")
-        if self.cloudfront_domain and not (
-            self.cloudfront_key_id and self.cloudfront_private_key_parameter
-        ):
+        cloudfront = (
+            self.cloudfront_key_id,
+            self.cloudfront_private_key_parameter,
+            self.cloudfront_domain or self.cloudfront_domain_parameter,
+        )
+        # Half a CloudFront configuration would silently fall back to S3 URLs.
+        if any(cloudfront) and not all(cloudfront):
             raise ConfigurationError(
-                f"{CLOUDFRONT_DOMAIN} needs {CLOUDFRONT_KEY_ID} and "
-                f"{CLOUDFRONT_PRIVATE_KEY_PARAMETER}"
+                f"CloudFront signing needs {CLOUDFRONT_KEY_ID}, "
+                f"{CLOUDFRONT_PRIVATE_KEY_PARAMETER} and {CLOUDFRONT_DOMAIN_PARAMETER} "
+                f"(or {CLOUDFRONT_DOMAIN}) together"
             )
 
     @classmethod
@@ -106,6 +118,7 @@ class Settings:
             retry_after_seconds=_number(env, RETRY_AFTER_SECONDS, int, 5),
             aws_timeout_seconds=_number(env, AWS_TIMEOUT_SECONDS, float, 5.0),
             cloudfront_domain=env.get(CLOUDFRONT_DOMAIN) or None,
+            cloudfront_domain_parameter=env.get(CLOUDFRONT_DOMAIN_PARAMETER) or None,
             cloudfront_key_id=env.get(CLOUDFRONT_KEY_ID) or None,
             cloudfront_private_key_parameter=env.get(CLOUDFRONT_PRIVATE_KEY_PARAMETER) or None,
             pointer_max_age=_number(env, POINTER_MAX_AGE_SECONDS, int, 5),

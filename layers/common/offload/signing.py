@@ -40,23 +40,31 @@ class S3UrlSigner:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class CloudFrontMaterial:
+    """What a CloudFront signature needs from outside the code."""
+
+    domain: str
+    private_key: str  # PEM
+
+
 class CloudFrontUrlSigner:
-    """A canned-policy CloudFront signed URL; the private key is loaded on first use."""
+    """A canned-policy CloudFront signed URL; domain and private key are loaded on first use."""
 
     def __init__(
-        self, domain: str, key_id: str, load_private_key: Callable[[], str], ttl: int
+        self, key_id: str, load_material: Callable[[], CloudFrontMaterial], ttl: int
     ) -> None:
-        self.domain = domain.removeprefix("https://").rstrip("/")
         self.key_id = key_id
         self.ttl = ttl
-        self._load_private_key = load_private_key
+        self._load_material = load_material
 
     @functools.cached_property
-    def _signer(self) -> CloudFrontSigner:
+    def _loaded(self) -> tuple[str, CloudFrontSigner]:
         from cryptography.hazmat.primitives import hashes, serialization
         from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-        key = serialization.load_pem_private_key(self._load_private_key().encode(), None)
+        material = self._load_material()
+        key = serialization.load_pem_private_key(material.private_key.encode(), None)
         if not isinstance(key, rsa.RSAPrivateKey):
             raise ConfigurationError("the CloudFront signing key must be an RSA private key")
 
@@ -64,28 +72,41 @@ class CloudFrontUrlSigner:
             # CloudFront's canned policies are specified as RSA-SHA1.
             return key.sign(message, padding.PKCS1v15(), hashes.SHA1())
 
-        return CloudFrontSigner(self.key_id, rsa_sign)
+        domain = material.domain.removeprefix("https://").rstrip("/")
+        return domain, CloudFrontSigner(self.key_id, rsa_sign)
 
     def sign(self, object_key: str) -> str:
+        domain, signer = self._loaded
         expires = datetime.fromtimestamp(time.time() + self.ttl, tz=UTC)
-        url = f"https://{self.domain}/{quote(object_key)}"
-        return self._signer.generate_presigned_url(url, date_less_than=expires)
+        url = f"https://{domain}/{quote(object_key)}"
+        return signer.generate_presigned_url(url, date_less_than=expires)
+
+
+def load_cloudfront_material(settings: Settings) -> CloudFrontMaterial:
+    """The private key and (unless set literally) the distribution's domain, in one SSM call."""
+    from aws_lambda_powertools.utilities import parameters
+    from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
+    key_name = settings.cloudfront_private_key_parameter or ""
+    domain_name = settings.cloudfront_domain_parameter or ""
+    names = [key_name] if settings.cloudfront_domain else [key_name, domain_name]
+    try:
+        # Decrypting the whole batch keeps it one GetParameters call; a String is unaffected.
+        values = parameters.get_parameters_by_name({name: {} for name in names}, decrypt=True)
+    except GetParameterError as exc:
+        raise ConfigurationError(f"cannot read the CloudFront parameters {names}: {exc}") from exc
+    return CloudFrontMaterial(
+        domain=settings.cloudfront_domain or values[domain_name],
+        private_key=values[key_name],
+    )
 
 
 def build_signer(settings: Settings, s3: Any) -> UrlSigner:
     """CloudFront when configured, else S3 presigned URLs."""
-    if settings.cloudfront_domain:
-        parameter = settings.cloudfront_private_key_parameter or ""
-
-        def load_private_key() -> str:
-            from aws_lambda_powertools.utilities import parameters
-
-            return parameters.get_parameter(parameter, decrypt=True)
-
+    if settings.signs_with_cloudfront:
         return CloudFrontUrlSigner(
-            settings.cloudfront_domain,
             settings.cloudfront_key_id or "",
-            load_private_key,
+            functools.partial(load_cloudfront_material, settings),
             settings.signed_url_ttl,
         )
     return S3UrlSigner(s3, settings.bucket_name, settings.signed_url_ttl)

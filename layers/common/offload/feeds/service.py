@@ -33,6 +33,7 @@ from offload.observability import logger, metrics
 from offload.ratelimit import RateStatus, consume
 from offload.runtime import Runtime
 
+CACHE_STATUS_NAME = "Offload"
 # Lock waiters poll the owner's object with capped exponential backoff.
 POLL_BACKOFF = 1.5
 MAX_POLL_SECONDS = 0.5
@@ -41,11 +42,24 @@ MAX_REMEMBERED = 10_000
 
 
 class Outcome(StrEnum):
-    """The X-Cache answer."""
+    """Offload's decision, as the parameters of its RFC 9211 `Cache-Status` entry."""
 
-    HIT = "HIT"
-    MISS = "MISS"
-    STALE = "STALE"
+    HIT = "hit"
+    # This request generated the file and stored it.
+    STORED = "fwd=miss; stored"
+    # It waited for the generation another request had started.
+    COLLAPSED = "fwd=miss; collapsed"
+    # The wait ran out: it generated a private copy, answered inline and not stored.
+    PRIVATE = "fwd=miss"
+    # Another request is rebuilding; an older file answers meanwhile.
+    STALE = "hit; fwd=stale"
+    # The rebuild failed; an older file answers (stale-if-error).
+    STALE_ON_ERROR = "hit; fwd=stale; detail=error"
+
+    @property
+    def cache_status(self) -> str:
+        """The `Cache-Status` entry; an edge in front appends its own after it."""
+        return f"{CACHE_STATUS_NAME}; {self.value}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,13 +201,13 @@ class FeedService:
             metrics.add_metric(name="Stale", unit=MetricUnit.Count, value=1)
             return self._redirect(Outcome.STALE, rate, request, stale)
         if taken.lease is not None and self._wait_for(taken.lease.object_key, request):
-            return self._redirect(Outcome.MISS, rate, request, taken.lease.object_key)
+            return self._redirect(Outcome.COLLAPSED, rate, request, taken.lease.object_key)
         # The owner is slow: answer from a private generation rather than not at all.
         logger.info("lock wait ran out; generating without the lock")
         data = self._generate(request)
         if len(data) <= self._settings.inline_limit_bytes:
             metrics.add_metric(name="Misses", unit=MetricUnit.Count, value=1)
-            return FeedAnswer(Outcome.MISS, rate, request.content_type, body=data)
+            return FeedAnswer(Outcome.PRIVATE, rate, request.content_type, body=data)
         return self._store_and_answer(request, rate, candidate, data)
 
     def _recorded_since(
@@ -229,7 +243,7 @@ class FeedService:
             if stale:
                 logger.warning("rebuild failed; serving the stale file", exc_info=True)
                 metrics.add_metric(name="StaleOnError", unit=MetricUnit.Count, value=1)
-                return self._redirect(Outcome.STALE, rate, request, stale)
+                return self._redirect(Outcome.STALE_ON_ERROR, rate, request, stale)
             raise
 
     def _store_and_answer(
@@ -248,8 +262,8 @@ class FeedService:
         self._remember(request.cache_id, lease.object_key)
         metrics.add_metric(name="Misses", unit=MetricUnit.Count, value=1)
         if len(data) <= self._settings.inline_limit_bytes:
-            return FeedAnswer(Outcome.MISS, rate, request.content_type, body=data)
-        return self._redirect(Outcome.MISS, rate, request, lease.object_key)
+            return FeedAnswer(Outcome.STORED, rate, request.content_type, body=data)
+        return self._redirect(Outcome.STORED, rate, request, lease.object_key)
 
     def _generate(self, request: FeedRequest) -> bytes:
         feed = request.feed

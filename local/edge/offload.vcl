@@ -1,0 +1,112 @@
+vcl 4.1;
+# The local edge: Varnish configured to behave as template.yaml's CloudFront distribution.
+# README.md beside this file maps each rule to the CloudFront setting it stands for.
+# offload-local starts it on EDGE_PORT and writes the API's real port into `.port` below.
+
+import std;
+
+backend api {
+    .host = "127.0.0.1";
+    .port = "3000";
+    .connect_timeout = 10s;
+    .first_byte_timeout = 30s;
+    .between_bytes_timeout = 30s;
+}
+
+sub vcl_recv {
+    # The Host CloudFront sends is the origin's own; the key never includes it.
+    unset req.http.X-Edge-Fwd;
+    if (req.method != "GET" && req.method != "HEAD") {
+        set req.http.X-Edge-Fwd = "method";
+        return (pass);
+    }
+    if (req.url ~ "^/feeds/") {
+        # Feeds answers are per client and carry keys: never cached, not even looked up.
+        set req.http.X-Edge-Fwd = "bypass";
+        return (pass);
+    }
+    # Returning here skips Varnish's built-in rule that passes requests with a Cookie or
+    # Authorization: neither is in the key. Cookies are forwarded on a miss; Authorization
+    # is not, as CloudFront drops it on GETs whose cache policy leaves it out of the key.
+    unset req.http.Authorization;
+    return (hash);
+}
+
+sub vcl_hash {
+    # The key: the path, plus `version` on the index route; no Host, header or cookie, so
+    # nothing a client sends can split the cache.
+    hash_data(regsub(req.url, "\?.*$", ""));
+    if (req.url ~ "^/users/[^/?]+/matches/index\?") {
+        hash_data(regsuball(regsub(std.querysort(req.url), "^[^?]*\?", "&"),
+                            "&(?!version=)[^&]*", ""));
+    }
+    return (lookup);
+}
+
+sub vcl_miss {
+    set req.http.X-Edge-Fwd = "uri-miss";
+}
+
+sub vcl_backend_fetch {
+    unset bereq.http.X-Edge-Fwd;
+}
+
+sub vcl_backend_response {
+    # Only what the origin marks cacheable is cached (minimum and default TTL 0). No
+    # hit-for-miss marker either: one uncacheable answer (a 400 for a junk parameter) must
+    # not make its URL uncacheable for two minutes, which CloudFront would not do.
+    if (beresp.ttl <= 0s
+        || !(beresp.http.Cache-Control ~ "(?i)max-?age" || beresp.http.Expires)
+        || beresp.http.Cache-Control ~ "(?i)(no-store|no-cache|private)"
+        || beresp.http.Set-Cookie) {
+        set beresp.uncacheable = true;
+        set beresp.ttl = 0s;
+        set beresp.grace = 0s;
+        return (deliver);
+    }
+    # beresp.ttl follows s-maxage, else max-age. Stale answers only within
+    # stale-while-revalidate (refreshed behind them), which beresp.grace already follows.
+    if (beresp.http.Cache-Control !~ "(?i)stale-while-revalidate") {
+        set beresp.grace = 0s;
+    }
+    # Past that, an expired copy is revalidated with its ETag (If-None-Match), as CloudFront
+    # does: a 304 from the origin refreshes it without moving the body again.
+    set beresp.keep = 1h;
+    if (beresp.was_304) {
+        set beresp.http.X-Edge-Refreshed = "1";
+    }
+    # Compress text of 1,000 bytes or more for clients that accept gzip (one stored copy).
+    if (beresp.http.Content-Type ~ "(?i)^(text/|application/([a-z.+-]*\+)?(json|xml))"
+        && std.integer(beresp.http.Content-Length, 0) >= 1000) {
+        set beresp.do_gzip = true;
+    }
+    return (deliver);
+}
+
+sub vcl_deliver {
+    # CloudFront's own header, under the edge's name; and this cache's RFC 9211 entry,
+    # appended after the origin's (`Offload; ...`).
+    if (obj.hits > 0) {
+        set resp.http.X-Cache = "Hit from offload-edge";
+        set resp.http.X-Edge-Status = "OffloadEdge; hit; ttl=" + std.integer(duration=obj.ttl);
+    } else if (resp.http.X-Edge-Refreshed) {
+        # An expired copy the origin confirmed with a 304: CloudFront's RefreshHit.
+        set resp.http.X-Cache = "RefreshHit from offload-edge";
+        set resp.http.X-Edge-Status = "OffloadEdge; fwd=stale; fwd-status=304; stored";
+    } else {
+        set resp.http.X-Cache = "Miss from offload-edge";
+        set resp.http.X-Edge-Status = "OffloadEdge; fwd=" + req.http.X-Edge-Fwd;
+        if (!obj.uncacheable) {
+            set resp.http.X-Edge-Status = resp.http.X-Edge-Status + "; stored";
+        }
+    }
+    if (resp.http.Cache-Status) {
+        set resp.http.Cache-Status = resp.http.Cache-Status + ", " + resp.http.X-Edge-Status;
+    } else {
+        set resp.http.Cache-Status = resp.http.X-Edge-Status;
+    }
+    unset resp.http.X-Edge-Status;
+    unset resp.http.X-Edge-Refreshed;
+    unset resp.http.Via;
+    unset resp.http.X-Varnish;
+}
