@@ -40,6 +40,11 @@ def test_invalidate_feed_records_the_time(aws, capsys):
     assert '"invalidated"' in capsys.readouterr().out
 
 
+def test_invalidating_an_unknown_feed_fails_with_a_usage_error(aws, capsys):
+    assert main(["invalidate", "--feed", "nosuch"]) == 2
+    assert "no feed 'nosuch'" in capsys.readouterr().err
+
+
 def test_invalidate_collection_moves_its_pointer(aws, capsys):
     assert main(["invalidate", "--collection", "users/42/matches"]) == 0
     first = json.loads(capsys.readouterr().out)["version"]

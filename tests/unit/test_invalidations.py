@@ -7,6 +7,7 @@ from http import HTTPStatus
 
 import pytest
 
+from offload.freshness import read_coverage
 from tests.support import problem_of
 
 
@@ -44,6 +45,13 @@ def test_malformed_body_is_400(invalidate, body):
     response = invalidate(body)
     assert response["statusCode"] == HTTPStatus.BAD_REQUEST
     problem_of(response)
+
+
+def test_an_unknown_feed_is_404_and_invalidates_nothing(invalidate, runtime):
+    response = invalidate({"feed": "nosuch"})
+    assert response["statusCode"] == HTTPStatus.NOT_FOUND
+    assert "nosuch" in problem_of(response)["detail"]
+    assert read_coverage("nosuch", "anyone").hard_at == 0
 
 
 def test_body_that_is_not_json_is_400(handler, make_key, load_event):

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from offload import auth
 from offload.collections.store import CollectionStore
 from offload.config import TABLE_NAME, Settings
-from offload.errors import InvalidRequest
+from offload.errors import InvalidRequest, NotFound
 from offload.feeds import REGISTRY
 from offload.feeds.catalog import product_records, seed_products
 from offload.invalidation import apply, parse_invalidation
@@ -99,7 +99,7 @@ def _invalidate(args: argparse.Namespace, settings: Settings | None) -> int:
         body["soft"] = True
     try:
         request = parse_invalidation(body)
-    except InvalidRequest as exc:
+    except (InvalidRequest, NotFound) as exc:
         raise UsageError(exc.detail) from exc
     answer = apply(request, now=time.time(), collections=CollectionStore.for_settings(settings))
     print(json.dumps(answer))

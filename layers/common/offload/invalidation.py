@@ -11,7 +11,8 @@ from pynamodb.exceptions import UpdateError
 from offload.collections import REGISTRY as COLLECTIONS
 from offload.collections import CollectionRef
 from offload.collections.store import CollectionStore
-from offload.errors import InvalidRequest
+from offload.errors import InvalidRequest, NotFound
+from offload.feeds import REGISTRY as FEEDS
 from offload.feeds.base import SLUG
 from offload.freshness import GLOBAL_SCOPE
 from offload.models import Invalidation, condition_failed
@@ -72,6 +73,9 @@ def parse_feed_invalidation(body: dict[str, Any]) -> FeedInvalidation:
         return FeedInvalidation(GLOBAL_SCOPE, soft)
     if not isinstance(value, str) or not SLUG.fullmatch(value):
         raise InvalidRequest(f'"{kind}" must be a lower-case name')
+    if kind == "feed" and FEEDS.get(value) is None:
+        # A typo would otherwise invalidate nothing and say it had.
+        raise NotFound(f"there is no feed {value!r}; `offload feeds list` names them")
     return FeedInvalidation(f"{kind}#{value}", soft)
 
 
