@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,12 +63,15 @@ BIG_LIST = {
 class Tally:
     reads: int = 0
     errors: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, reads: int, errors: int) -> None:
+    def add(self, reads: int, error: Exception | None = None) -> None:
         with self.lock:
             self.reads += reads
-            self.errors += errors
+            if error is not None:
+                self.errors += 1
+                self.reasons[f"{type(error).__name__}: {error}"[:120]] += 1
 
 
 class Connection:
@@ -105,7 +109,7 @@ class PointerReader:
         status, body = connection.request("GET", f"/users/{self.user}/matches/version")
         reads = 1
         if status != 200:
-            raise RuntimeError(f"pointer: {status}")
+            raise RuntimeError(f"pointer: {status} {body[:60]!r}")
         version = json.loads(body)["version"]
         if version == self.version:
             return reads
@@ -188,9 +192,9 @@ def run_phase(
                 break
             time.sleep(max(0.0, at - time.monotonic()))
             try:
-                tally.add(share[i].poll(connection), 0)
-            except (RuntimeError, OSError, http.client.HTTPException):
-                tally.add(0, 1)
+                tally.add(share[i].poll(connection))
+            except (RuntimeError, OSError, http.client.HTTPException) as error:
+                tally.add(0, error)
             # The next poll comes `poll` seconds after this one ended, as a client's timer
             # would: a slow answer delays the reader instead of bunching its next polls.
             due.append((time.monotonic() + poll, i))
@@ -226,6 +230,7 @@ class Figures:
     design: str
     reads: int
     errors: int
+    reasons: Counter[str]
     origin_requests: int
     origin_bytes: int
     edge_hits: int
@@ -259,6 +264,7 @@ def measure(
         design=name,
         reads=delta("MAIN.client_req"),
         errors=outcome[0].errors if outcome else -1,
+        reasons=outcome[0].reasons if outcome else Counter(),
         origin_requests=delta("MAIN.backend_req"),
         origin_bytes=delta("beresp_hdrbytes") + delta("beresp_bodybytes"),
         edge_hits=delta("MAIN.cache_hit"),
@@ -386,6 +392,9 @@ def main() -> None:
             f"{f.design:<14}{f.reads:>9,}{f.reads / args.seconds:>9,.0f}{f.errors:>8}"
             f"{f.origin_requests:>12,}{f.origin_bytes:>15,}{f.hit_ratio:>11.1%}"
         )
+    for f in figures:
+        for reason, count in f.reasons.most_common(3):
+            print(f"{f.design} errors: {count} x {reason}")
     pointer, big = figures
     print(
         f"\nthe big list sends {big.origin_requests / max(pointer.origin_requests, 1):.1f}x the "
