@@ -6,7 +6,10 @@ BIN := $(VENV)/bin
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: run test check unit bench build clean
+.PHONY: run test check scan unit bench build clean
+# checkov pins its own AWS SDK, so it gets a virtualenv of its own.
+SCANNER ?= checkov==3.3.30
+SCAN_VENV ?= .venv-scan
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Offload needs Python 3.11 or newer"'
@@ -28,6 +31,17 @@ check: $(BIN)/.installed
 	$(BIN)/ruff check --output-format concise .
 	$(BIN)/mypy
 	$(BIN)/sam validate --lint --template template.yaml
+	@$(MAKE) --no-print-directory scan
+
+$(SCAN_VENV)/.installed:
+	$(PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/pip install --quiet '$(SCANNER)'
+	@touch $@
+
+# The policy scan (.checkov.yaml) of the template as CloudFormation sees it after SAM.
+scan: $(BIN)/.installed $(SCAN_VENV)/.installed
+	$(BIN)/python -m offload_local.translate .offload/scan/template.json
+	$(SCAN_VENV)/bin/checkov --config-file .checkov.yaml
 
 unit: $(BIN)/.installed
 	$(BIN)/pytest tests/unit
@@ -50,4 +64,4 @@ build: $(BIN)/.installed
 	$(BIN)/sam build
 
 clean:
-	rm -rf .aws-sam .pytest_cache .ruff_cache
+	rm -rf .aws-sam .pytest_cache .ruff_cache .offload/scan

@@ -164,3 +164,17 @@ class Api:
 
 def match(match_id: str, *players: str, finished_at: str = "2026-11-21T18:04:00Z", **extra) -> dict:
     return {"id": match_id, "players": list(players), "finished_at": finished_at, **extra}
+
+
+def rsa_private_key() -> tuple[Any, str]:
+    """A fresh RSA key (as CloudFront key groups take) and its PEM."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    return key, pem

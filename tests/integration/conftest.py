@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -25,6 +26,7 @@ import requests
 from offload import auth
 from offload.feeds.service import Outcome
 from offload.runtime import get_runtime
+from offload_local.stack import DEMO_KEYS
 from tests.support import ROOT, STACK, cache_status, reset_container_state
 
 STARTUP_SECONDS = 90
@@ -121,6 +123,8 @@ class _Shared:
     process: subprocess.Popen[bytes] | None = None
     stack: RunningStack | None = None
     users = 0
+    # Every API key the run used, which its whole log must never contain.
+    keys: set[str] = {demo.key for demo in DEMO_KEYS}
 
 
 @pytest.fixture(scope="session")
@@ -136,6 +140,21 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSta
         _Shared.users -= 1
         if _Shared.users == 0 and _Shared.process is not None:
             stop_stack(_Shared.process)
+            if _Shared.stack is not None:
+                assert_no_key_logged(_Shared.stack.log, _Shared.keys)
+
+
+BANNER = r"\nOffload is running:\n.*?\nCtrl-C stops everything\.\n"
+
+
+def assert_no_key_logged(log: Path, keys: set[str]) -> None:
+    """The stack's whole log (every function's, the gateway's) names no key it was sent.
+
+    The start-up banner is left out: it prints the local demo keys on purpose.
+    """
+    text = re.sub(BANNER, "", log.read_text(errors="replace"), flags=re.DOTALL)
+    leaked = sorted(key for key in keys if key in text)
+    assert not leaked, f"API keys in the local stack's log {log}: {leaked}"
 
 
 def create_stack_key(
@@ -150,6 +169,7 @@ def create_stack_key(
         get_runtime()  # binds the models to the stack's table
         key = auth.create_key(client_id, scopes={scope}, hourly_limit=hourly_limit)
     reset_container_state()
+    _Shared.keys.add(key)
     return key, client_id
 
 

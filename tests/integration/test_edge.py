@@ -139,7 +139,7 @@ def test_a_new_match_is_visible_within_max_age_and_the_stale_window(edge, http):
     index = http.get(f"{edge}/users/{user}/matches/index", timeout=30)  # follows the 307
     assert len(index.json()["match_ids"]) == 1
     # WHEN a new match is recorded
-    match_id = record_match(http, edge, [user, new_user()])
+    match_id = record_match(http, edge, [user, new_user()], finished_at="2026-11-24T21:00:00Z")
     # THEN the cached pointer may still name the old version...
     assert http.get(pointer, timeout=30).json()["version"] == before
     # ...but never once max-age and the stale window have passed

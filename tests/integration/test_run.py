@@ -10,10 +10,13 @@ import sys
 import time
 from http import HTTPStatus
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
+
 from offload_local.edge import VARNISHD
-from tests.integration.conftest import RunningStack, read_env_file
+from tests.integration.conftest import RunningStack, assert_no_key_logged, read_env_file
 from tests.support import ROOT
 
 BIN = Path(sys.executable).parent
@@ -33,6 +36,17 @@ def shell(command: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
         cwd=ROOT,
         **kwargs,  # type: ignore[arg-type]
     )
+
+
+def started(env_file: Path, **options: Any) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """`offload-local` on free ports, once it has written its env file; and that file."""
+    process = subprocess.Popen(
+        [*STACK_ARGUMENTS, "--env-file", env_file], stderr=subprocess.PIPE, text=True, **options
+    )
+    deadline = time.monotonic() + 60
+    while not env_file.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return process, read_env_file(env_file)
 
 
 def test_sourced_env_file_points_the_offload_command_at_the_stack(local_stack, http):
@@ -69,19 +83,8 @@ def test_env_file_has_the_stack_settings(local_stack: RunningStack):
 
 def test_without_varnish_the_stack_says_how_to_install_it_and_serves_the_api(tmp_path):
     # GIVEN a machine where varnishd cannot be found
-    env_file = tmp_path / "local.env"
     environment = {**os.environ, VARNISHD: str(tmp_path / "no-varnishd")}
-    process = subprocess.Popen(
-        [*STACK_ARGUMENTS, "--env-file", env_file],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=environment,
-    )
-    deadline = time.monotonic() + 60
-    while not env_file.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    values = read_env_file(env_file)
+    process, values = started(tmp_path / "local.env", stdout=subprocess.PIPE, env=environment)
     process.send_signal(signal.SIGINT)
     output, errors = process.communicate(timeout=30)
     # THEN it served the API alone and said in one line how to get the edge
@@ -103,16 +106,7 @@ def test_busy_port_is_one_clear_line_and_exit_code_1(local_stack: RunningStack, 
 def test_ctrl_c_stops_everything(tmp_path: Path):
     # GIVEN a running stack
     env_file = tmp_path / "local.env"
-    process = subprocess.Popen(
-        [*STACK_ARGUMENTS, "--env-file", env_file],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 60
-    while not env_file.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    values = read_env_file(env_file)
+    process, values = started(env_file, stdout=subprocess.DEVNULL)
 
     # WHEN it gets Ctrl-C
     process.send_signal(signal.SIGINT)
@@ -129,3 +123,14 @@ def test_ctrl_c_stops_everything(tmp_path: Path):
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", port)) != 0
     assert not env_file.exists()
+
+
+def test_the_log_check_finds_a_leaked_key(tmp_path: Path):
+    # The session's last check (every key the run used, against the stack's whole log)
+    log = tmp_path / "stack.log"
+    banner = "\nOffload is running:\n  demo-feeds-key  client demo\nCtrl-C stops everything.\n"
+    log.write_text(banner + '{"message": "request", "path": "/feeds/catalog.json"}\n')
+    assert_no_key_logged(log, {"demo-feeds-key"})
+    log.write_text('{"message": "request", "query": "key=demo-feeds-key"}\n')
+    with pytest.raises(AssertionError, match="demo-feeds-key"):
+        assert_no_key_logged(log, {"demo-feeds-key"})

@@ -14,7 +14,6 @@ from typing import Any
 import boto3
 import pytest
 import requests
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from moto import mock_aws
 
@@ -38,6 +37,7 @@ from tests.support import (
     create_resources,
     feed_event,
     reset_container_state,
+    rsa_private_key,
     s3_event,
 )
 
@@ -245,12 +245,7 @@ class CloudFront:
 @pytest.fixture
 def cloudfront(aws: None, monkeypatch: pytest.MonkeyPatch) -> CloudFront:
     """Containers started from here on sign CloudFront URLs, reading SSM as in AWS."""
-    private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = private_key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
+    private_key, pem = rsa_private_key()
     # Unique names: Powertools caches parameter values by name across tests.
     prefix = f"/offload-test-{uuid.uuid4().hex[:8]}"
     signing = CloudFront(

@@ -243,17 +243,9 @@ def test_the_translated_template_has_no_dependency_cycle():
     only exists once SAM has generated the API's integrations.
     """
     from cfnlint.api import ManualArgs, lint
-    from samtranslator.translator.transform import transform
 
-    class NoManagedPolicies:
-        def load(self) -> dict[str, str]:
-            return {}
+    from offload_local.translate import translated as transformed
 
-    template = load()
-    for resource in template["Resources"].values():
-        for uri in ("CodeUri", "ContentUri"):
-            if uri in resource.get("Properties", {}):
-                resource["Properties"][uri] = "s3://bucket/key"  # as `sam package` leaves it
-    translated = transform(template, {}, NoManagedPolicies())
+    translated = transformed()
     matches = lint(json.dumps(translated), config=ManualArgs(regions=["us-east-1"]))
     assert [str(m) for m in matches if m.rule.id == "E3004"] == []

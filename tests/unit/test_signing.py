@@ -10,13 +10,13 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import boto3
 import pytest
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from offload.config import ConfigurationError, Settings
 from offload.runtime import get_runtime
 from offload.signing import CloudFrontMaterial, CloudFrontUrlSigner, S3UrlSigner, build_signer
-from tests.support import BUCKET_NAME, reset_container_state
+from tests.support import BUCKET_NAME, reset_container_state, rsa_private_key
 from tests.unit.conftest import CloudFront
 
 
@@ -63,12 +63,7 @@ def assert_signed_by(private_key: rsa.RSAPrivateKey, url: str) -> None:
 
 
 def test_cloudfront_url_is_a_verifiable_canned_policy_signature():
-    private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = private_key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
+    private_key, pem = rsa_private_key()
     material = CloudFrontMaterial(domain="https://d111.cloudfront.net/", private_key=pem)
     signer = CloudFrontUrlSigner("K2JCJMDEHXQW5F", lambda: material, ttl=60)
     before = time.time()
