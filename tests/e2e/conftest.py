@@ -7,6 +7,7 @@ import shutil
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 import requests
@@ -32,11 +33,15 @@ def require(command: str) -> str:
     """The command's path; skipped (with the reason) where it is absent, failed in CI."""
     path = shutil.which(command)
     if path is None:
-        reason = f"{command} is not installed (.ci/run installs it)"
-        if in_ci():
-            pytest.fail(f"CI must run every client: {reason}")
-        pytest.skip(reason)
+        absent(f"{command} is not installed (.ci/run installs it)")
     return path
+
+
+def absent(reason: str) -> NoReturn:
+    """A runtime the suite needs is not on this machine: skip here, fail in CI (which has it)."""
+    if in_ci():
+        pytest.fail(f"CI must run every suite: {reason}")
+    pytest.skip(reason)
 
 
 def client_environment() -> dict[str, str]:

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from offload.feeds.service import Outcome
-from tests.e2e.conftest import in_ci
+from tests.e2e.conftest import absent
 from tests.integration.conftest import TTLS, RunningStack
 from tests.support import cache_status
 
@@ -27,10 +27,7 @@ POINTER_WINDOW = TTLS["PointerMaxAgeSeconds"] + TTLS["PointerStaleSeconds"]
 def edge(local_stack: RunningStack) -> str:
     """The edge's base URL; skipped where varnishd is missing, failed in CI."""
     if local_stack.edge_url is None:
-        reason = "varnishd is not installed (.ci/run installs it: apt-get install varnish)"
-        if in_ci():
-            pytest.fail(f"CI must run the edge suite: {reason}")
-        pytest.skip(reason)
+        absent("varnishd is not installed (.ci/run installs it: apt-get install varnish)")
     return local_stack.edge_url
 
 
