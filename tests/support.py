@@ -13,7 +13,7 @@ import boto3
 from aws_lambda_powertools.metrics.provider.cold_start import reset_cold_start_flag
 
 from offload.config import get_settings
-from offload.feeds.service import CACHE_STATUS_NAME
+from offload.feeds.outcome import CACHE_STATUS_NAME
 from offload.observability import metrics
 from offload.runtime import get_runtime
 from offload_local.gateway import query_parameters

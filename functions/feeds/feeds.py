@@ -4,22 +4,22 @@ from __future__ import annotations
 
 from http import HTTPStatus
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from offload.auth import SCOPE_FEEDS, ClientCache
 from offload.feeds import REGISTRY
 from offload.feeds.service import FeedAnswer, FeedService
-from offload.http import authenticate_request, register_error_handlers
+from offload.http import add_answer_headers, api_resolver, authenticate_request
 from offload.observability import logger, metrics, tracer
+from offload.ratelimit import RateStatus
 from offload.runtime import get_runtime
 
 runtime = get_runtime()
 clients = ClientCache(runtime.settings.client_cache_seconds)
 service = FeedService(runtime, registry=REGISTRY)
-app = APIGatewayHttpResolver()
-register_error_handlers(app, runtime.settings)
+app = api_resolver(runtime.settings)
 
 
 @app.get("/feeds/<file>")
@@ -27,12 +27,16 @@ register_error_handlers(app, runtime.settings)
 def get_feed(file: str) -> Response:
     client = authenticate_request(app, SCOPE_FEEDS, clients)
     logger.append_keys(client_id=client.client_id)
-    return _response(service.handle(file, app.current_event.raw_query_string or "", client))
+    query = app.current_event.raw_query_string or ""
+    return _response(service.handle(file, query, client, metered=_rate_headers))
+
+
+def _rate_headers(status: RateStatus) -> None:
+    add_answer_headers(app, status.headers())
 
 
 def _response(answer: FeedAnswer) -> Response:
     headers = {"Cache-Status": answer.outcome.cache_status, "Cache-Control": "private, no-store"}
-    headers.update(answer.rate.headers())
     if answer.location is not None:
         headers["Location"] = answer.location
         return Response(HTTPStatus.TEMPORARY_REDIRECT, headers=headers, body="")

@@ -6,13 +6,13 @@ import json
 import time
 from http import HTTPStatus
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from offload.auth import SCOPE_ADMIN, ClientCache
 from offload.collections.store import CollectionStore
-from offload.http import authenticate_request, json_body, register_error_handlers
+from offload.http import api_resolver, authenticate_request, json_body
 from offload.invalidation import apply, parse_invalidation
 from offload.observability import logger, metrics, tracer
 from offload.runtime import get_runtime
@@ -20,8 +20,7 @@ from offload.runtime import get_runtime
 runtime = get_runtime()
 clients = ClientCache(runtime.settings.client_cache_seconds)
 collections = CollectionStore.for_settings(runtime.settings)
-app = APIGatewayHttpResolver()
-register_error_handlers(app, runtime.settings)
+app = api_resolver(runtime.settings)
 
 
 @app.post("/invalidations")

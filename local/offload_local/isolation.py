@@ -4,9 +4,10 @@ Lambda runs each container in its own process and serves one request per contain
 time; DynamoDB applies each request atomically. The local stack and the tests run everything
 in one process, concurrently, so shared pieces of state need fencing:
 
-- Powertools keeps the event being resolved on the `BaseRouter` class, so concurrent
-  invocations, even through separate handler modules, would read each other's requests.
-  It is made per thread.
+- Powertools keeps the event being resolved on the `BaseRouter` class, and the route's
+  arguments in the resolver's `context`, so concurrent invocations would read each other's
+  requests (even through separate handler modules) and path parameters. Both are made per
+  thread.
 - Powertools Metrics keeps one metric set per process; a container flushing it while another
   adds to it would fail mid-iteration. Its reads and writes take one lock.
 - moto's DynamoDB backend is not thread-safe: a cancelled transaction restores a copy of the
@@ -44,6 +45,22 @@ class _PerThread:
         setattr(self._local, self._name, value)
 
 
+class _PerThreadDict:
+    """A data descriptor holding a dict per thread and per instance, created on first use."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return self
+        dicts = self._local.__dict__.setdefault("dicts", {})
+        return dicts.setdefault(id(obj), {})
+
+    def __set__(self, obj: Any, value: dict) -> None:
+        self._local.__dict__.setdefault("dicts", {})[id(obj)] = value
+
+
 def isolate_router_state() -> None:
     """Keep Powertools' current event and context per thread, for the process's lifetime."""
     with _install_lock:
@@ -58,6 +75,7 @@ def isolate_router_state() -> None:
             (type(BaseRouter),),
             {name: _PerThread(local, name) for name in _ROUTER_STATE},
         )
+        BaseRouter.context = _PerThreadDict()  # type: ignore[assignment]
         _installed.add("router")
 
 

@@ -12,7 +12,7 @@ from typing import NoReturn
 import pytest
 import requests
 
-from offload.feeds.service import Outcome
+from offload.feeds.outcome import Outcome
 from tests.integration.conftest import (
     RunningStack,
     create_stack_key,

@@ -24,7 +24,7 @@ import pytest
 import requests
 
 from offload import auth
-from offload.feeds.service import Outcome
+from offload.feeds.outcome import Outcome
 from offload.runtime import get_runtime
 from offload_local.stack import DEMO_KEYS
 from tests.support import ROOT, STACK, cache_status, reset_container_state

@@ -14,7 +14,7 @@ from http import HTTPStatus
 import pytest
 import requests
 
-from offload.feeds.service import Outcome
+from offload.feeds.outcome import Outcome
 from tests.e2e.conftest import absent
 from tests.integration.conftest import TTLS, RunningStack
 from tests.support import cache_status

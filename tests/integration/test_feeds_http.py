@@ -11,9 +11,9 @@ import boto3
 import pytest
 
 from offload import auth
-from offload.cachekey import parse_feed_request
 from offload.feeds import REGISTRY
-from offload.feeds.service import Outcome
+from offload.feeds.cachekey import parse_feed_request
+from offload.feeds.outcome import Outcome
 from offload.models import CacheEntry
 from tests.integration.conftest import SIGNED_URL_TTL, wait_for_hit
 from tests.support import BUCKET_NAME, cache_status

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from offload.cachekey import OBJECT_PREFIX
 from offload.config import Settings
+from offload.feeds.generation import OBJECT_PREFIX
 from offload_local.template import Stack, load
 
 PUBLIC_KEY = "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0B\n-----END PUBLIC KEY-----"

@@ -7,7 +7,8 @@ from http import HTTPStatus
 
 import boto3
 
-from offload.feeds.service import Outcome
+from offload.feeds.generation import Generation
+from offload.feeds.outcome import Outcome
 from offload.storage import upload
 from tests.support import BUCKET_NAME, cache_status
 
@@ -37,18 +38,9 @@ def test_invalidation_event(handler, load_event, demo_keys):
 
 def test_s3_object_created_and_removed_events(handler, load_event, aws):
     created = load_event("s3_object_created")
-    key = created["Records"][0]["s3"]["object"]["key"]
-    generation_id = key.rsplit("/", 1)[1].removesuffix(".json")
-    upload(
-        boto3.client("s3"),
-        BUCKET_NAME,
-        key,
-        b"{}",
-        content_type="application/json",
-        cache_id=key.split("/")[3],
-        generation_id=generation_id,
-        generated_at=int(generation_id.split("-")[0]) / 1_000_000,
-    )
+    generation = Generation.of_object(created["Records"][0]["s3"]["object"]["key"])
+    assert generation is not None
+    upload(boto3.client("s3"), BUCKET_NAME, generation, b"{}", content_type="application/json")
     recorder = handler("RecorderFunction")
     assert recorder(created) == {"recorded": ["advanced"]}
     assert recorder(load_event("s3_object_removed")) == {"recorded": ["dropped"]}

@@ -10,7 +10,7 @@ from http import HTTPStatus
 import boto3
 
 from offload.config import get_settings
-from offload.feeds.service import Outcome
+from offload.feeds.outcome import Outcome
 from offload.observability import logger
 from offload.runtime import get_runtime
 from tests.support import BUCKET_NAME, TABLE_NAME, cache_status, problem_of

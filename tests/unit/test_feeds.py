@@ -11,7 +11,7 @@ import boto3
 import pytest
 
 from offload.feeds import REGISTRY, Feed
-from offload.feeds.service import Outcome
+from offload.feeds.outcome import Outcome
 from offload.models import CacheEntry, RebuildLock
 from tests.support import BUCKET_NAME, cache_status, problem_of
 from tests.unit.conftest import download

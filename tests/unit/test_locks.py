@@ -9,21 +9,27 @@ from http import HTTPStatus
 
 from offload import locks
 from offload.config import get_settings
-from offload.feeds.service import Outcome
+from offload.feeds import Feed
+from offload.feeds.cachekey import FeedRequest
+from offload.feeds.generation import Generation
+from offload.feeds.outcome import Outcome
 from offload.runtime import Runtime, get_runtime
 from offload_local.lambdas import Containers
 from tests.support import cache_status, feed_event
 from tests.unit.conftest import Probe, download
 from tests.unit.test_feeds import age_entries, generated_keys
 
+REQUEST = FeedRequest(
+    feed=Feed(name="probe", formats={"json": "application/json"}, generate=bytes),
+    format="json",
+    client_id="c",
+    params=(),
+)
+CACHE_ID = REQUEST.cache_id
 
-def lease(owner: str, *, started_at: float, lease_seconds: float = 60) -> locks.Lease:
-    return locks.Lease(
-        owner=owner,
-        object_key=f"files/probe/c/{'0' * 32}/{owner}.json",
-        started_at=started_at,
-        lease_until=started_at + lease_seconds,
-    )
+
+def lease(*, started_at: float, lease_seconds: float = 60) -> locks.Lease:
+    return locks.Lease(Generation.start(REQUEST, started_at), started_at + lease_seconds)
 
 
 def during_a_rebuild(pool: Containers, key: str, probe: Probe) -> tuple[dict, dict]:
@@ -114,37 +120,37 @@ def test_cold_key_with_100_concurrent_requests_generates_once(containers, make_k
 
 def test_a_lease_that_ran_out_can_be_taken_over(runtime: Runtime):
     now = time.time()
-    first = lease("0000000000000001-aaaaaaaa", started_at=now - 120, lease_seconds=60)
+    first = lease(started_at=now - 120, lease_seconds=60)
     assert locks.acquire(
-        runtime.dynamodb, "k" * 32, first, now=now - 120, superseded_before=0
+        runtime.dynamodb, first, now=now - 120, superseded_before=0
     ).acquired
-    second = lease("0000000000000002-bbbbbbbb", started_at=now)
-    taken = locks.acquire(runtime.dynamodb, "k" * 32, second, now=now, superseded_before=0)
+    second = lease(started_at=now)
+    taken = locks.acquire(runtime.dynamodb, second, now=now, superseded_before=0)
     assert taken.acquired
     # The slow first owner finishing late cannot free the new owner's lock.
-    assert locks.release("k" * 32, first.owner) is False
-    assert locks.current("k" * 32) == second
-    assert locks.release("k" * 32, second.owner) is True
-    assert locks.current("k" * 32) is None
+    assert locks.release(first.generation) is False
+    assert locks.current(CACHE_ID) == second
+    assert locks.release(second.generation) is True
+    assert locks.current(CACHE_ID) is None
 
 
 def test_a_live_lease_is_not_taken_and_the_loser_learns_the_holder(runtime: Runtime):
     now = time.time()
-    holder = lease("0000000000000001-aaaaaaaa", started_at=now)
-    assert locks.acquire(runtime.dynamodb, "k" * 32, holder, now=now, superseded_before=0).acquired
-    challenger = lease("0000000000000002-bbbbbbbb", started_at=now + 1)
-    taken = locks.acquire(runtime.dynamodb, "k" * 32, challenger, now=now + 1, superseded_before=0)
+    holder = lease(started_at=now)
+    assert locks.acquire(runtime.dynamodb, holder, now=now, superseded_before=0).acquired
+    challenger = lease(started_at=now + 1)
+    taken = locks.acquire(runtime.dynamodb, challenger, now=now + 1, superseded_before=0)
     assert not taken.acquired
     assert taken.lease == holder
 
 
 def test_a_lock_on_an_invalidated_generation_can_be_taken_over(runtime: Runtime):
     now = time.time()
-    holder = lease("0000000000000001-aaaaaaaa", started_at=now)
-    assert locks.acquire(runtime.dynamodb, "k" * 32, holder, now=now, superseded_before=0).acquired
-    challenger = lease("0000000000000002-bbbbbbbb", started_at=now + 2)
+    holder = lease(started_at=now)
+    assert locks.acquire(runtime.dynamodb, holder, now=now, superseded_before=0).acquired
+    challenger = lease(started_at=now + 2)
     taken = locks.acquire(
-        runtime.dynamodb, "k" * 32, challenger, now=now + 2, superseded_before=now + 1
+        runtime.dynamodb, challenger, now=now + 2, superseded_before=now + 1
     )
     assert taken.acquired
 

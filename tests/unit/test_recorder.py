@@ -6,36 +6,37 @@ import boto3
 import pytest
 
 from offload import locks
+from offload.feeds import Feed
+from offload.feeds.cachekey import FeedRequest
+from offload.feeds.generation import Generation
 from offload.models import CacheEntry
 from offload.recorder import record_created
 from offload.storage import upload
 from tests.support import BUCKET_NAME, s3_event
 
-CACHE_ID = "0123456789abcdef0123456789abcdef"
+FEED = Feed(name="probe", formats={"json": "application/json"}, generate=bytes)
 
 
-def put_generation(started_at: float, suffix: str) -> str:
-    generation_id = f"{int(started_at * 1_000_000):016d}-{suffix}"
-    key = f"files/probe/client-1/{CACHE_ID}/{generation_id}.json"
-    upload(
-        boto3.client("s3"),
-        BUCKET_NAME,
-        key,
-        b'{"generation": "%s"}' % suffix.encode(),
-        content_type="application/json",
-        cache_id=CACHE_ID,
-        generation_id=generation_id,
-        generated_at=started_at,
-    )
-    return key
+REQUEST = FeedRequest(feed=FEED, format="json", client_id="client-1", params=())
+
+
+def generation_at(started_at: float) -> Generation:
+    return Generation.start(REQUEST, started_at)
+
+
+def put_generation(started_at: float) -> str:
+    generation = generation_at(started_at)
+    body = b'{"generation": "%s"}' % generation.id.encode()
+    upload(boto3.client("s3"), BUCKET_NAME, generation, body, content_type="application/json")
+    return generation.object_key
 
 
 def current_entry() -> CacheEntry:
-    return CacheEntry.get(CacheEntry.key_for(CACHE_ID), CacheEntry.SORT)
+    return CacheEntry.get(CacheEntry.key_for(REQUEST.cache_id), CacheEntry.SORT)
 
 
 def test_created_event_points_the_entry_at_the_object(handler):
-    key = put_generation(1_800_000_000.0, "aaaaaaaa")
+    key = put_generation(1_800_000_000.0)
     result = handler("RecorderFunction")(s3_event("ObjectCreated:Put", key))
     assert result == {"recorded": ["advanced"]}
     entry = current_entry()
@@ -45,8 +46,8 @@ def test_created_event_points_the_entry_at_the_object(handler):
 
 
 def test_duplicate_and_out_of_order_events_keep_the_newest(handler):
-    older = put_generation(1_800_000_000.0, "aaaaaaaa")
-    newer = put_generation(1_800_000_100.0, "bbbbbbbb")
+    older = put_generation(1_800_000_000.0)
+    newer = put_generation(1_800_000_100.0)
     recorder = handler("RecorderFunction")
     recorder(s3_event("ObjectCreated:Put", newer))
     assert recorder(s3_event("ObjectCreated:Put", older)) == {"recorded": ["older"]}
@@ -56,18 +57,16 @@ def test_duplicate_and_out_of_order_events_keep_the_newest(handler):
 
 def test_the_upload_releases_the_lock_it_names(runtime):
     started = 1_800_000_000.0
-    generation_id = f"{int(started * 1_000_000):016d}-aaaaaaaa"
-    lease = locks.Lease(generation_id, "unused", started, started + 60)
-    assert locks.acquire(
-        runtime.dynamodb, CACHE_ID, lease, now=started, superseded_before=0
-    ).acquired
-    key = put_generation(started, "aaaaaaaa")
-    record_created(runtime.s3, BUCKET_NAME, key)
-    assert locks.current(CACHE_ID) is None
+    generation = generation_at(started)
+    lease = locks.Lease(generation, lease_until=started + 60)
+    assert locks.acquire(runtime.dynamodb, lease, now=started, superseded_before=0).acquired
+    upload(boto3.client("s3"), BUCKET_NAME, generation, b"{}", content_type="application/json")
+    record_created(runtime.s3, BUCKET_NAME, generation.object_key)
+    assert locks.current(REQUEST.cache_id) is None
 
 
 def test_removed_event_drops_the_entry_that_points_at_the_object(handler):
-    key = put_generation(1_800_000_000.0, "aaaaaaaa")
+    key = put_generation(1_800_000_000.0)
     recorder = handler("RecorderFunction")
     recorder(s3_event("ObjectCreated:Put", key))
     boto3.client("s3").delete_object(Bucket=BUCKET_NAME, Key=key)
@@ -77,8 +76,8 @@ def test_removed_event_drops_the_entry_that_points_at_the_object(handler):
 
 
 def test_removal_of_an_old_generation_leaves_the_entry(handler):
-    older = put_generation(1_800_000_000.0, "aaaaaaaa")
-    newer = put_generation(1_800_000_100.0, "bbbbbbbb")
+    older = put_generation(1_800_000_000.0)
+    newer = put_generation(1_800_000_100.0)
     recorder = handler("RecorderFunction")
     recorder(s3_event("ObjectCreated:Put", newer))
     assert recorder(s3_event("ObjectRemoved:Delete", older)) == {"recorded": ["unrelated"]}
@@ -86,13 +85,13 @@ def test_removal_of_an_old_generation_leaves_the_entry(handler):
 
 
 def test_created_event_for_an_object_already_deleted_is_a_no_op(handler):
-    key = put_generation(1_800_000_000.0, "aaaaaaaa")
+    key = put_generation(1_800_000_000.0)
     boto3.client("s3").delete_object(Bucket=BUCKET_NAME, Key=key)
     assert handler("RecorderFunction")(s3_event("ObjectCreated:Put", key)) == {"recorded": ["gone"]}
 
 
 def test_a_record_that_cannot_be_processed_fails_the_event(handler):
-    key = put_generation(1_800_000_000.0, "aaaaaaaa")
+    key = put_generation(1_800_000_000.0)
     event = s3_event("ObjectCreated:Put", key, bucket="no-such-bucket")
     # Raising makes Lambda retry the event and then send it to the dead-letter queue.
     with pytest.raises(Exception, match="1 of 1 records failed"):

@@ -152,5 +152,5 @@ def test_cloudfront_is_chosen_when_configured(runtime, domain_source):
         cloudfront_private_key_parameter="/offload/cloudfront-key",
         **domain_source,
     )
-    assert isinstance(build_signer(settings, runtime.s3), CloudFrontUrlSigner)
-    assert isinstance(build_signer(runtime.settings, runtime.s3), S3UrlSigner)
+    assert isinstance(build_signer(settings, runtime.s3, "b"), CloudFrontUrlSigner)
+    assert isinstance(build_signer(runtime.settings, runtime.s3, "b"), S3UrlSigner)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from offload import auth
 from offload.collections.store import CollectionStore
-from offload.config import TABLE_NAME, Settings
+from offload.config import DEFAULT_HOURLY_LIMIT, TABLE_NAME, Settings, default_of
 from offload.errors import InvalidRequest, NotFound
 from offload.feeds import REGISTRY
 from offload.feeds.catalog import product_records, seed_products
@@ -47,20 +47,21 @@ def _bind(table: str | None) -> Settings:
             f"no table: set {TABLE_NAME} (with the local stack: source .offload/local.env) "
             "or pass --table"
         )
-    # The commands touch only DynamoDB; the bucket setting is not used.
-    settings = Settings(table_name=table, bucket_name=os.environ.get("BUCKET_NAME", "-"))
+    settings = Settings.from_mapping({**os.environ, TABLE_NAME: table})
     bind_models(settings)
     return settings
 
 
 def _keys_create(args: argparse.Namespace, settings: Settings | None) -> int:
+    assert settings is not None  # bound for every command but `feeds`
+    limit = args.hourly_limit or settings.default_hourly_limit
     try:
-        key = auth.create_key(args.client, scopes={args.scope}, hourly_limit=args.hourly_limit)
+        key = auth.create_key(args.client, scopes={args.scope}, hourly_limit=limit)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     print(f"client:       {args.client}")
     print(f"scope:        {args.scope}")
-    print(f"hourly limit: {args.hourly_limit}")
+    print(f"hourly limit: {limit}")
     print(f"key:          {key}")
     print("The key is shown only now; Offload stores its SHA-256 hash.", file=sys.stderr)
     return 0
@@ -131,7 +132,12 @@ def _parser() -> argparse.ArgumentParser:
     key_commands = keys.add_subparsers(dest="action", required=True)
     create = key_commands.add_parser("create", help="create a key and print it once")
     create.add_argument("--client", required=True)
-    create.add_argument("--hourly-limit", type=int, default=1000)
+    create.add_argument(
+        "--hourly-limit",
+        type=int,
+        help=f"requests per hour (default: ${DEFAULT_HOURLY_LIMIT}, "
+        f"else {default_of('default_hourly_limit')})",
+    )
     create.add_argument("--scope", choices=sorted(auth.SCOPES), default=auth.SCOPE_FEEDS)
     create.set_defaults(run=_keys_create)
     key_commands.add_parser("list", help="list keys (hash prefixes only)").set_defaults(

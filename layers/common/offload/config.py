@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TypeVar
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, get_type_hints
 
 TABLE_NAME = "TABLE_NAME"
 BUCKET_NAME = "BUCKET_NAME"
@@ -20,6 +20,7 @@ LOCK_POLL_SECONDS = "LOCK_POLL_SECONDS"
 INLINE_LIMIT_BYTES = "INLINE_LIMIT_BYTES"
 RETRY_AFTER_SECONDS = "RETRY_AFTER_SECONDS"
 AWS_TIMEOUT_SECONDS = "AWS_TIMEOUT_SECONDS"
+AWS_MAX_ATTEMPTS = "AWS_MAX_ATTEMPTS"
 CLOUDFRONT_DOMAIN = "CLOUDFRONT_DOMAIN"
 CLOUDFRONT_DOMAIN_PARAMETER = "CLOUDFRONT_DOMAIN_PARAMETER"
 CLOUDFRONT_KEY_ID = "CLOUDFRONT_KEY_ID"
@@ -34,38 +35,66 @@ UNFINISHED_MAX_AGE_SECONDS = "UNFINISHED_MAX_AGE_SECONDS"
 LAMBDA_RESPONSE_LIMIT = 6 * 1024 * 1024
 MAX_SIGNED_URL_TTL = 3600
 
-_N = TypeVar("_N", int, float)
-
 
 class ConfigurationError(RuntimeError):
     """A setting is missing or malformed; the container cannot serve."""
 
 
 @dataclass(frozen=True, slots=True)
-class Settings:
-    """Everything a function needs to know about its environment."""
+class Check:
+    """A rule a setting's value must follow, and how to say it."""
 
-    table_name: str
-    bucket_name: str
-    signed_url_ttl: int = 60
-    rate_limit_window: int = 3600
-    default_hourly_limit: int = 1000
-    client_cache_seconds: float = 30.0
-    lock_lease_seconds: float = 60.0
-    lock_wait_seconds: float = 10.0
-    lock_poll_seconds: float = 0.1
-    inline_limit_bytes: int = 5 * 1024 * 1024
-    retry_after_seconds: int = 5
-    aws_timeout_seconds: float = 5.0
-    cloudfront_domain: str | None = None
-    cloudfront_domain_parameter: str | None = None
-    cloudfront_key_id: str | None = None
-    cloudfront_private_key_parameter: str | None = None
-    pointer_max_age: int = 5
-    pointer_stale_while_revalidate: int = 30
-    immutable_max_age: int = 31_536_000
-    redirect_max_age: int = 5
-    unfinished_max_age: int = 10
+    holds: Callable[[Any], bool]
+    says: str
+
+
+def at_least(low: float, high: float | None = None) -> Check:
+    if high is None:
+        return Check(lambda value: value >= low, f"must be at least {low}")
+    return Check(lambda value: low <= value <= high, f"must be between {low} and {high}")
+
+
+POSITIVE = Check(lambda value: value > 0, "must be positive")
+NOT_NEGATIVE = at_least(0)
+
+
+def setting(variable: str, default: Any = MISSING, check: Check | None = None) -> Any:
+    """A field of Settings: the variable it is read from, its default and its rule."""
+    return field(default=default, metadata={"variable": variable, "check": check})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a function needs to know about its environment, each setting declared once:
+    its variable, its default (absent means required) and the rule its value follows."""
+
+    table_name: str = setting(TABLE_NAME)
+    # Only the feeds function stores and signs files; the others run without a bucket.
+    bucket_name: str | None = setting(BUCKET_NAME, None)
+    signed_url_ttl: int = setting(SIGNED_URL_TTL_SECONDS, 60, at_least(1, MAX_SIGNED_URL_TTL))
+    rate_limit_window: int = setting(RATE_LIMIT_WINDOW_SECONDS, 3600, POSITIVE)
+    # What `offload keys create` gives a key when no --hourly-limit is named.
+    default_hourly_limit: int = setting(DEFAULT_HOURLY_LIMIT, 1000, POSITIVE)
+    client_cache_seconds: float = setting(CLIENT_CACHE_SECONDS, 30.0, NOT_NEGATIVE)
+    lock_lease_seconds: float = setting(LOCK_LEASE_SECONDS, 60.0, POSITIVE)
+    lock_wait_seconds: float = setting(LOCK_WAIT_SECONDS, 10.0, NOT_NEGATIVE)
+    lock_poll_seconds: float = setting(LOCK_POLL_SECONDS, 0.1, POSITIVE)
+    inline_limit_bytes: int = setting(
+        INLINE_LIMIT_BYTES, 5 * 1024 * 1024, at_least(1, LAMBDA_RESPONSE_LIMIT)
+    )
+    retry_after_seconds: int = setting(RETRY_AFTER_SECONDS, 5, POSITIVE)
+    # Every AWS call, boto3's and PynamoDB's alike: fail fast behind a 30 s gateway.
+    aws_timeout_seconds: float = setting(AWS_TIMEOUT_SECONDS, 5.0, POSITIVE)
+    aws_max_attempts: int = setting(AWS_MAX_ATTEMPTS, 3, at_least(1, 10))
+    cloudfront_domain: str | None = setting(CLOUDFRONT_DOMAIN, None)
+    cloudfront_domain_parameter: str | None = setting(CLOUDFRONT_DOMAIN_PARAMETER, None)
+    cloudfront_key_id: str | None = setting(CLOUDFRONT_KEY_ID, None)
+    cloudfront_private_key_parameter: str | None = setting(CLOUDFRONT_PRIVATE_KEY_PARAMETER, None)
+    pointer_max_age: int = setting(POINTER_MAX_AGE_SECONDS, 5, NOT_NEGATIVE)
+    pointer_stale_while_revalidate: int = setting(POINTER_STALE_SECONDS, 30, NOT_NEGATIVE)
+    immutable_max_age: int = setting(IMMUTABLE_MAX_AGE_SECONDS, 31_536_000, POSITIVE)
+    redirect_max_age: int = setting(REDIRECT_MAX_AGE_SECONDS, 5, NOT_NEGATIVE)
+    unfinished_max_age: int = setting(UNFINISHED_MAX_AGE_SECONDS, 10, NOT_NEGATIVE)
 
     @property
     def signs_with_cloudfront(self) -> bool:
@@ -73,21 +102,14 @@ class Settings:
         return self.cloudfront_key_id is not None
 
     def __post_init__(self) -> None:
-        if not 1 <= self.signed_url_ttl <= MAX_SIGNED_URL_TTL:
-            raise ConfigurationError(
-                f"{SIGNED_URL_TTL_SECONDS} must be between 1 and {MAX_SIGNED_URL_TTL}"
-            )
-        if not 0 < self.inline_limit_bytes <= LAMBDA_RESPONSE_LIMIT:
-            raise ConfigurationError(
-                f"{INLINE_LIMIT_BYTES} must be positive and at most {LAMBDA_RESPONSE_LIMIT}"
-            )
+        for declared in fields(self):
+            check, value = declared.metadata["check"], getattr(self, declared.name)
+            if check is not None and value is not None and not check.holds(value):
+                raise ConfigurationError(f"{declared.metadata['variable']} {check.says}")
         if self.lock_wait_seconds >= self.lock_lease_seconds:
             raise ConfigurationError(
                 f"{LOCK_WAIT_SECONDS} must be shorter than {LOCK_LEASE_SECONDS}"
             )
-        for name in ("rate_limit_window", "default_hourly_limit", "lock_poll_seconds"):
-            if getattr(self, name) <= 0:
-                raise ConfigurationError(f"{name} must be positive")
         cloudfront = (
             self.cloudfront_key_id,
             self.cloudfront_private_key_parameter,
@@ -103,30 +125,23 @@ class Settings:
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> Settings:
-        """Build settings from an environment-like mapping; raise on a bad value."""
-        return cls(
-            table_name=_required(env, TABLE_NAME),
-            bucket_name=_required(env, BUCKET_NAME),
-            signed_url_ttl=_number(env, SIGNED_URL_TTL_SECONDS, int, 60),
-            rate_limit_window=_number(env, RATE_LIMIT_WINDOW_SECONDS, int, 3600),
-            default_hourly_limit=_number(env, DEFAULT_HOURLY_LIMIT, int, 1000),
-            client_cache_seconds=_number(env, CLIENT_CACHE_SECONDS, float, 30.0),
-            lock_lease_seconds=_number(env, LOCK_LEASE_SECONDS, float, 60.0),
-            lock_wait_seconds=_number(env, LOCK_WAIT_SECONDS, float, 10.0),
-            lock_poll_seconds=_number(env, LOCK_POLL_SECONDS, float, 0.1),
-            inline_limit_bytes=_number(env, INLINE_LIMIT_BYTES, int, 5 * 1024 * 1024),
-            retry_after_seconds=_number(env, RETRY_AFTER_SECONDS, int, 5),
-            aws_timeout_seconds=_number(env, AWS_TIMEOUT_SECONDS, float, 5.0),
-            cloudfront_domain=env.get(CLOUDFRONT_DOMAIN) or None,
-            cloudfront_domain_parameter=env.get(CLOUDFRONT_DOMAIN_PARAMETER) or None,
-            cloudfront_key_id=env.get(CLOUDFRONT_KEY_ID) or None,
-            cloudfront_private_key_parameter=env.get(CLOUDFRONT_PRIVATE_KEY_PARAMETER) or None,
-            pointer_max_age=_number(env, POINTER_MAX_AGE_SECONDS, int, 5),
-            pointer_stale_while_revalidate=_number(env, POINTER_STALE_SECONDS, int, 30),
-            immutable_max_age=_number(env, IMMUTABLE_MAX_AGE_SECONDS, int, 31_536_000),
-            redirect_max_age=_number(env, REDIRECT_MAX_AGE_SECONDS, int, 5),
-            unfinished_max_age=_number(env, UNFINISHED_MAX_AGE_SECONDS, int, 10),
-        )
+        """Build settings from an environment-like mapping; raise on a missing or bad value."""
+        types = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for declared in fields(cls):
+            variable = declared.metadata["variable"]
+            raw = env.get(variable, "").strip()
+            if raw:
+                values[declared.name] = _parse(variable, raw, types[declared.name])
+            elif declared.default is MISSING:
+                raise ConfigurationError(f"{variable} is not set")
+        return cls(**values)
+
+
+def default_of(name: str) -> Any:
+    """The default of one setting, by field name."""
+    (declared,) = (declared for declared in fields(Settings) if declared.name == name)
+    return declared.default
 
 
 @functools.cache
@@ -135,18 +150,10 @@ def get_settings() -> Settings:
     return Settings.from_mapping(os.environ)
 
 
-def _required(env: Mapping[str, str], name: str) -> str:
-    value = env.get(name, "").strip()
-    if not value:
-        raise ConfigurationError(f"{name} is not set")
-    return value
-
-
-def _number(env: Mapping[str, str], name: str, kind: type[_N], default: _N) -> _N:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
+def _parse(variable: str, raw: str, kind: Any) -> Any:
+    if kind not in (int, float):
+        return raw
     try:
         return kind(raw)
     except ValueError as exc:
-        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from exc
+        raise ConfigurationError(f"{variable} must be a number, got {raw!r}") from exc

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from offload.models import CacheEntry, Invalidation
-
-GLOBAL_SCOPE = "global"
+from offload.scopes import Scope
 
 
 class State(Enum):
@@ -30,15 +29,11 @@ class Coverage:
         return max(self.hard_at, self.soft_at)
 
 
-def scopes_for(feed: str, client_id: str) -> tuple[str, str, str]:
-    """The invalidation scopes that cover one client's copy of one feed."""
-    return (GLOBAL_SCOPE, f"feed#{feed}", f"client#{client_id}")
-
-
 def read_coverage(feed: str, client_id: str) -> Coverage:
     """One strongly consistent batch read of the three scopes."""
     keys = [
-        (Invalidation.key_for(scope), Invalidation.SORT) for scope in scopes_for(feed, client_id)
+        (Invalidation.key_for(scope.key), Invalidation.SORT)
+        for scope in Scope.covering(feed, client_id)
     ]
     hard = soft = 0.0
     for item in Invalidation.batch_get(keys, consistent_read=True):

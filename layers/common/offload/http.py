@@ -8,6 +8,7 @@ from http import HTTPStatus
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import PynamoDBException
 
@@ -24,6 +25,8 @@ from offload.observability import logger
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://offload.dev/problems/"
 NO_STORE = "no-store"
+# Where a request keeps the headers all its answers carry (Powertools clears it per request).
+ANSWER_HEADERS = "offload_answer_headers"
 
 
 def problem(
@@ -49,9 +52,14 @@ def problem(
     )
 
 
-def error_response(error: OffloadError, *, retry_after: int) -> Response:
-    """The problem answer for a domain error; a 503 always says when to retry."""
-    headers = dict(error.headers)
+def error_response(
+    error: OffloadError, *, retry_after: int, recorded: Mapping[str, str] | None = None
+) -> Response:
+    """The problem answer for a domain error; a 503 always says when to retry.
+
+    `recorded` headers come first: an error's own (a 429's RateLimit-*) are the newer word.
+    """
+    headers = {**(recorded or {}), **error.headers}
     if error.retry_after is not None:
         headers["Retry-After"] = str(error.retry_after)
     elif error.status == HTTPStatus.SERVICE_UNAVAILABLE:
@@ -59,6 +67,32 @@ def error_response(error: OffloadError, *, retry_after: int) -> Response:
     return problem(
         error.status, error.title, error.detail, type_slug=error.type_slug, headers=headers
     )
+
+
+def add_answer_headers(app: APIGatewayHttpResolver, headers: Mapping[str, str]) -> None:
+    """Headers every answer to the current request carries, success or error (RateLimit-*)."""
+    app.append_context(**{ANSWER_HEADERS: {**answer_headers(app), **headers}})
+
+
+def answer_headers(app: APIGatewayHttpResolver) -> dict[str, str]:
+    """What `add_answer_headers` recorded for the current request."""
+    return dict(app.context.get(ANSWER_HEADERS, {}))
+
+
+def api_resolver(settings: Settings) -> APIGatewayHttpResolver:
+    """The HTTP API resolver every API function uses: problem answers, answer headers."""
+    app = APIGatewayHttpResolver()
+    register_error_handlers(app, settings)
+
+    def with_answer_headers(
+        app: APIGatewayHttpResolver, next_middleware: NextMiddleware
+    ) -> Response:
+        response = next_middleware(app)
+        response.headers.update(answer_headers(app))
+        return response
+
+    app.use(middlewares=[with_answer_headers])
+    return app
 
 
 def authenticate_request(app: APIGatewayHttpResolver, scope: str, clients: ClientCache) -> Client:
@@ -86,19 +120,21 @@ def json_body(app: APIGatewayHttpResolver) -> dict:
 def register_error_handlers(app: APIGatewayHttpResolver, settings: Settings) -> None:
     """Map every failure to problem+json: domain errors, AWS failures, unknown routes."""
 
+    def answer(error: OffloadError) -> Response:
+        return error_response(
+            error, retry_after=settings.retry_after_seconds, recorded=answer_headers(app)
+        )
+
     @app.exception_handler(OffloadError)
     def _domain(error: OffloadError) -> Response:
         if error.status >= HTTPStatus.INTERNAL_SERVER_ERROR:
             logger.warning("request failed", extra={"status": int(error.status)}, exc_info=error)
-        return error_response(error, retry_after=settings.retry_after_seconds)
+        return answer(error)
 
     @app.exception_handler([ClientError, BotoCoreError, PynamoDBException])
     def _dependency(error: Exception) -> Response:
         logger.exception("dependency failed")
-        return error_response(
-            DependencyUnavailable("a backing service failed; retry shortly"),
-            retry_after=settings.retry_after_seconds,
-        )
+        return answer(DependencyUnavailable("a backing service failed; retry shortly"))
 
     @app.not_found
     def _not_found(_: NotFoundError) -> Response:
@@ -107,6 +143,4 @@ def register_error_handlers(app: APIGatewayHttpResolver, settings: Settings) -> 
     @app.exception_handler(Exception)
     def _unexpected(error: Exception) -> Response:
         logger.exception("unhandled error")
-        return problem(
-            HTTPStatus.INTERNAL_SERVER_ERROR, "Internal error", "the request could not be served"
-        )
+        return answer(OffloadError("the request could not be served"))

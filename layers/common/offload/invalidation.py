@@ -14,24 +14,22 @@ from offload.collections.store import CollectionStore
 from offload.errors import InvalidRequest, NotFound
 from offload.feeds import REGISTRY as FEEDS
 from offload.feeds.base import SLUG
-from offload.freshness import GLOBAL_SCOPE
 from offload.models import Invalidation, condition_failed
+from offload.scopes import Kind, Scope
 
-FEED_KINDS = ("scope", "feed", "client")
+# The request field that names each kind of scope.
+FIELDS = {"scope": Kind.GLOBAL, "feed": Kind.FEED, "client": Kind.CLIENT}
 
 
 @dataclass(frozen=True, slots=True)
 class FeedInvalidation:
     """An invalidation of feed files: global, one feed, or one client."""
 
-    scope: str  # "global", "feed#<name>" or "client#<id>"
+    scope: Scope
     soft: bool = False
 
     def describe(self) -> dict[str, Any]:
-        kind, _, name = self.scope.partition("#")
-        described: dict[str, Any] = {"scope": "global"} if kind == GLOBAL_SCOPE else {kind: name}
-        described["soft"] = self.soft
-        return described
+        return {**self.scope.describe(), "soft": self.soft}
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +54,8 @@ def parse_invalidation(body: dict[str, Any]) -> FeedInvalidation | CollectionInv
 
 def parse_feed_invalidation(body: dict[str, Any]) -> FeedInvalidation:
     """Exactly one of `{"scope": "global"}`, `{"feed": F}`, `{"client": C}`, plus `soft`."""
-    given = [kind for kind in FEED_KINDS if kind in body]
-    unknown = set(body) - {*FEED_KINDS, "soft"}
+    given = [field for field in FIELDS if field in body]
+    unknown = set(body) - {*FIELDS, "soft"}
     if unknown:
         raise InvalidRequest(f"unknown fields: {', '.join(sorted(unknown))}")
     if len(given) != 1:
@@ -65,25 +63,25 @@ def parse_feed_invalidation(body: dict[str, Any]) -> FeedInvalidation:
     soft = body.get("soft", False)
     if not isinstance(soft, bool):
         raise InvalidRequest('"soft" must be true or false')
-    kind = given[0]
-    value = body[kind]
-    if kind == "scope":
-        if value != GLOBAL_SCOPE:
-            raise InvalidRequest('"scope" can only be "global"')
-        return FeedInvalidation(GLOBAL_SCOPE, soft)
+    field = given[0]
+    kind, value = FIELDS[field], body[field]
+    if kind is Kind.GLOBAL:
+        if value != Kind.GLOBAL:
+            raise InvalidRequest(f'"scope" can only be "{Kind.GLOBAL}"')
+        return FeedInvalidation(Scope.everything(), soft)
     if not isinstance(value, str) or not SLUG.fullmatch(value):
-        raise InvalidRequest(f'"{kind}" must be a lower-case name')
-    if kind == "feed" and FEEDS.get(value) is None:
+        raise InvalidRequest(f'"{field}" must be a lower-case name')
+    if kind is Kind.FEED and FEEDS.get(value) is None:
         # A typo would otherwise invalidate nothing and say it had.
         raise NotFound(f"there is no feed {value!r}; `offload feeds list` names them")
-    return FeedInvalidation(f"{kind}#{value}", soft)
+    return FeedInvalidation(Scope(kind, value), soft)
 
 
 def invalidate(request: FeedInvalidation, *, now: float) -> float:
     """Record the invalidation at `now`; a later one already recorded is kept."""
     attribute = Invalidation.soft_at if request.soft else Invalidation.hard_at
     try:
-        Invalidation(Invalidation.key_for(request.scope), Invalidation.SORT).update(
+        Invalidation(Invalidation.key_for(request.scope.key), Invalidation.SORT).update(
             actions=[attribute.set(now)],
             condition=attribute.does_not_exist() | (attribute < now),
         )

@@ -7,8 +7,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pynamodb.exceptions import DeleteError
+from pynamodb.expressions.condition import Condition
 
-from offload.models import RebuildLock, condition_failed
+from offload.feeds.generation import Generation
+from offload.models import RebuildLock, condition_failed, put_unless
 
 # DynamoDB's TTL sweeps expired leases some time after they run out; the condition,
 # not the sweep, decides who may take a lock.
@@ -17,11 +19,9 @@ TTL_GRACE_SECONDS = 3600
 
 @dataclass(frozen=True, slots=True)
 class Lease:
-    """Who is generating which object for a cache key, since when, until when."""
+    """Which generation holds the lock on its cache key, and until when."""
 
-    owner: str
-    object_key: str
-    started_at: float
+    generation: Generation
     lease_until: float
 
 
@@ -33,47 +33,39 @@ class Acquisition:
     lease: Lease | None
 
 
-def acquire(
-    dynamodb: Any, cache_id: str, candidate: Lease, *, now: float, superseded_before: float
-) -> Acquisition:
-    """Take the lock if it is free, its lease ran out, or its generation began no later
-    than `superseded_before` (an invalidation made that generation useless).
+def free() -> Condition:
+    """Nobody has held the lock, or its holder released it."""
+    return RebuildLock.pk.does_not_exist()
 
-    One conditional put; on failure DynamoDB returns the holder's item, so no extra read.
-    """
+
+def ran_out(now: float) -> Condition:
+    """The holder's lease is over: it crashed, or its upload was never recorded."""
+    return RebuildLock.lease_until < now
+
+
+def superseded(before: float) -> Condition:
+    """The holder's generation began no later than an invalidation, which made it useless."""
+    return RebuildLock.started_at <= before
+
+
+def acquire(
+    dynamodb: Any, candidate: Lease, *, now: float, superseded_before: float
+) -> Acquisition:
+    """Take the lock if it is free, its lease ran out or its generation was superseded."""
+    generation = candidate.generation
     item = RebuildLock(
-        RebuildLock.key_for(cache_id),
+        RebuildLock.key_for(generation.cache_id),
         RebuildLock.SORT,
-        owner=candidate.owner,
-        object_key=candidate.object_key,
-        started_at=candidate.started_at,
+        owner=generation.owner,
+        object_key=generation.object_key,
+        started_at=generation.started_at,
         lease_until=candidate.lease_until,
         expires_at=datetime.fromtimestamp(candidate.lease_until + TTL_GRACE_SECONDS, tz=UTC),
     )
-    try:
-        dynamodb.put_item(
-            TableName=RebuildLock.Meta.table_name,
-            Item=item.serialize(),
-            ConditionExpression=(
-                "attribute_not_exists(#pk) OR #lease < :now OR #started <= :superseded"
-            ),
-            ExpressionAttributeNames={
-                "#pk": "pk",
-                "#lease": "lease_until",
-                "#started": "started_at",
-            },
-            ExpressionAttributeValues={
-                ":now": {"N": repr(now)},
-                ":superseded": {"N": repr(superseded_before)},
-            },
-            ReturnValuesOnConditionCheckFailure="ALL_OLD",
-        )
-    except dynamodb.exceptions.ConditionalCheckFailedException as exc:
-        raw = exc.response.get("Item")
-        if raw is None:
-            return Acquisition(acquired=False, lease=current(cache_id))
-        return Acquisition(acquired=False, lease=_lease(RebuildLock.from_raw_data(raw)))
-    return Acquisition(acquired=True, lease=candidate)
+    holder = put_unless(dynamodb, item, free() | ran_out(now) | superseded(superseded_before))
+    if holder is None:
+        return Acquisition(acquired=True, lease=candidate)
+    return Acquisition(acquired=False, lease=_lease(generation.cache_id, holder))
 
 
 def current(cache_id: str) -> Lease | None:
@@ -84,14 +76,14 @@ def current(cache_id: str) -> Lease | None:
         )
     except RebuildLock.DoesNotExist:
         return None
-    return _lease(lock)
+    return _lease(cache_id, lock)
 
 
-def release(cache_id: str, owner: str) -> bool:
-    """Drop the lock only if `owner` still holds it; True when it did."""
+def release(generation: Generation) -> bool:
+    """Drop the lock only if `generation` still holds it; True when it did."""
     try:
-        RebuildLock(RebuildLock.key_for(cache_id), RebuildLock.SORT).delete(
-            condition=RebuildLock.owner == owner
+        RebuildLock(RebuildLock.key_for(generation.cache_id), RebuildLock.SORT).delete(
+            condition=RebuildLock.owner == generation.owner
         )
     except DeleteError as exc:
         if not condition_failed(exc):
@@ -100,10 +92,6 @@ def release(cache_id: str, owner: str) -> bool:
     return True
 
 
-def _lease(lock: RebuildLock) -> Lease:
-    return Lease(
-        owner=lock.owner,
-        object_key=lock.object_key,
-        started_at=float(lock.started_at),
-        lease_until=float(lock.lease_until),
-    )
+def _lease(cache_id: str, lock: RebuildLock) -> Lease:
+    generation = Generation(id=lock.owner, cache_id=cache_id, object_key=lock.object_key)
+    return Lease(generation=generation, lease_until=float(lock.lease_until))

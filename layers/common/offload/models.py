@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 from pynamodb.attributes import (
     BooleanAttribute,
     JSONAttribute,
@@ -11,9 +13,11 @@ from pynamodb.attributes import (
     UnicodeSetAttribute,
 )
 from pynamodb.exceptions import PynamoDBException
+from pynamodb.expressions.condition import Condition
 from pynamodb.models import Model
 
 from offload.config import Settings
+from offload.errors import DependencyUnavailable
 
 TTL_ATTRIBUTE = "expires_at"
 _CONDITION_FAILED = "ConditionalCheckFailedException"
@@ -146,11 +150,43 @@ ALL_MODELS: tuple[type[TableModel], ...] = (
 
 
 _bound: Settings | None = None
+_M = TypeVar("_M", bound=TableModel)
 
 
 def condition_failed(error: PynamoDBException) -> bool:
     """Whether a write failed only because its condition did not hold (a lost race)."""
     return error.cause_response_code == _CONDITION_FAILED
+
+
+def put_unless(dynamodb: Any, item: _M, condition: Condition) -> _M | None:
+    """Write `item` if `condition` holds; otherwise leave the table alone and return the item
+    that stopped it, which DynamoDB hands back with the failure, so the loser needs no read.
+
+    The condition must hold for an absent item (start it with `X.pk.does_not_exist() | ...`).
+    PynamoDB's `save` cannot ask for the old item, hence the raw call with its serialisation.
+    """
+    model = type(item)
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    request: dict[str, Any] = {
+        "TableName": model.Meta.table_name,
+        "Item": item.serialize(),
+        "ConditionExpression": condition.serialize(names, values),
+        "ExpressionAttributeNames": {placeholder: name for name, placeholder in names.items()},
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+    if values:  # DynamoDB refuses an empty map
+        request["ExpressionAttributeValues"] = values
+    try:
+        dynamodb.put_item(**request)
+    except dynamodb.exceptions.ConditionalCheckFailedException as exc:
+        if raw := exc.response.get("Item"):
+            return model.from_raw_data(raw)
+        try:
+            return model.get(item.pk, item.sk, consistent_read=True)
+        except model.DoesNotExist:
+            raise DependencyUnavailable("a record changed while it was written; retry") from exc
+    return None
 
 
 def register_model(model: type[TableModel]) -> type[TableModel]:
@@ -174,9 +210,18 @@ def bind_models(settings: Settings) -> None:
         _bind(model, settings)
 
 
+def connection_options(settings: Settings) -> dict[str, Any]:
+    """PynamoDB's timeouts and retries, the same as the runtime's boto3 clients'."""
+    return {
+        "connect_timeout_seconds": settings.aws_timeout_seconds,
+        "read_timeout_seconds": settings.aws_timeout_seconds,
+        # PynamoDB counts retries after the first attempt; botocore counts attempts.
+        "max_retry_attempts": settings.aws_max_attempts - 1,
+    }
+
+
 def _bind(model: type[TableModel], settings: Settings) -> None:
     model.Meta.table_name = settings.table_name
-    model.Meta.connect_timeout_seconds = settings.aws_timeout_seconds
-    model.Meta.read_timeout_seconds = settings.aws_timeout_seconds
-    model.Meta.max_retry_attempts = 2
+    for name, value in connection_options(settings).items():
+        setattr(model.Meta, name, value)
     model._connection = None

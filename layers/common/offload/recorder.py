@@ -8,7 +8,7 @@ from typing import Any
 from pynamodb.exceptions import DeleteError, PutError
 
 from offload import locks, storage
-from offload.cachekey import OBJECT_KEY_PATTERN
+from offload.feeds.generation import Generation
 from offload.models import CacheEntry, condition_failed
 from offload.observability import logger
 
@@ -25,22 +25,20 @@ class Recorded(StrEnum):
 
 def record_created(s3: Any, bucket: str, key: str) -> Recorded:
     """Point the entry at the uploaded object if it is newer than the recorded one."""
-    if not OBJECT_KEY_PATTERN.fullmatch(key):
+    generation = Generation.of_object(key)
+    if generation is None:
         logger.warning("not a generated object; ignored", extra={"key": key})
         return Recorded.UNRELATED
     stored = storage.head(s3, bucket, key)
     if stored is None:
         return Recorded.GONE
-    if stored.cache_id is None or stored.generation_id is None or stored.generated_at is None:
-        logger.warning("generated object lacks its metadata; ignored", extra={"key": key})
-        return Recorded.UNRELATED
     entry = CacheEntry(
-        CacheEntry.key_for(stored.cache_id),
+        CacheEntry.key_for(generation.cache_id),
         CacheEntry.SORT,
-        cache_id=stored.cache_id,
+        cache_id=generation.cache_id,
         object_key=key,
-        generation_id=stored.generation_id,
-        generated_at=stored.generated_at,
+        generation_id=generation.id,
+        generated_at=generation.started_at,
         content_type=stored.content_type,
         size=stored.size,
     )
@@ -49,23 +47,23 @@ def record_created(s3: Any, bucket: str, key: str) -> Recorded:
         # Only forward: duplicates and late, older events leave the newest generation.
         entry.save(
             condition=CacheEntry.generated_at.does_not_exist()
-            | (CacheEntry.generated_at < stored.generated_at)
+            | (CacheEntry.generated_at < generation.started_at)
         )
     except PutError as exc:
         if not condition_failed(exc):
             raise
         outcome = Recorded.OLDER
-    locks.release(stored.cache_id, stored.generation_id)
+    locks.release(generation)
     return outcome
 
 
 def record_removed(key: str) -> Recorded:
     """Drop the entry if it points at the removed object, so the next request regenerates."""
-    match = OBJECT_KEY_PATTERN.fullmatch(key)
-    if not match:
+    generation = Generation.of_object(key)
+    if generation is None:
         return Recorded.UNRELATED
     try:
-        CacheEntry(CacheEntry.key_for(match["cache_id"]), CacheEntry.SORT).delete(
+        CacheEntry(CacheEntry.key_for(generation.cache_id), CacheEntry.SORT).delete(
             condition=CacheEntry.object_key == key
         )
     except DeleteError as exc:

@@ -21,13 +21,14 @@ POOL_WORKERS = 8
 
 @dataclass(frozen=True, slots=True)
 class Runtime:
-    """What a function needs to serve: settings, an S3 client, a URL signer, a thread pool."""
+    """What a function needs to serve: settings, AWS clients, a URL signer, a thread pool."""
 
     settings: Settings
     s3: Any
     dynamodb: Any
-    signer: UrlSigner
     pool: ThreadPoolExecutor
+    # Only with a bucket to sign for (the feeds function).
+    signer: UrlSigner | None
 
 
 def _client_config(settings: Settings, **extra: Any) -> Config:
@@ -35,7 +36,7 @@ def _client_config(settings: Settings, **extra: Any) -> Config:
     return Config(
         connect_timeout=settings.aws_timeout_seconds,
         read_timeout=settings.aws_timeout_seconds,
-        retries={"mode": "standard", "max_attempts": 3},
+        retries={"mode": "standard", "max_attempts": settings.aws_max_attempts},
         max_pool_connections=POOL_WORKERS * 2,
         **extra,
     )
@@ -49,7 +50,7 @@ def build_runtime(settings: Settings) -> Runtime:
         settings=settings,
         s3=s3,
         dynamodb=boto3.client("dynamodb", config=_client_config(settings)),
-        signer=build_signer(settings, s3),
+        signer=build_signer(settings, s3, settings.bucket_name) if settings.bucket_name else None,
         pool=ThreadPoolExecutor(max_workers=POOL_WORKERS, thread_name_prefix="offload"),
     )
 

@@ -101,12 +101,12 @@ def load_cloudfront_material(settings: Settings) -> CloudFrontMaterial:
     )
 
 
-def build_signer(settings: Settings, s3: Any) -> UrlSigner:
-    """CloudFront when configured, else S3 presigned URLs."""
+def build_signer(settings: Settings, s3: Any, bucket: str) -> UrlSigner:
+    """CloudFront when configured, else S3 presigned URLs of `bucket`."""
     if settings.signs_with_cloudfront:
         return CloudFrontUrlSigner(
             settings.cloudfront_key_id or "",
             functools.partial(load_cloudfront_material, settings),
             settings.signed_url_ttl,
         )
-    return S3UrlSigner(s3, settings.bucket_name, settings.signed_url_ttl)
+    return S3UrlSigner(s3, bucket, settings.signed_url_ttl)

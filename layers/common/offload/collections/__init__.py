@@ -3,10 +3,10 @@
 Adding a collection is one module (see `matches.py`) and one `REGISTRY.register` line here.
 """
 
-from offload.collections.base import Collection, CollectionRef, Record, Registry
+from offload.collections.base import Collection, CollectionRef, CollectionRegistry, Record
 from offload.collections.matches import MATCHES
 
-REGISTRY = Registry()
+REGISTRY = CollectionRegistry()
 REGISTRY.register(MATCHES)
 
-__all__ = ["MATCHES", "REGISTRY", "Collection", "CollectionRef", "Record", "Registry"]
+__all__ = ["MATCHES", "REGISTRY", "Collection", "CollectionRef", "CollectionRegistry", "Record"]

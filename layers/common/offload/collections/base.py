@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from offload.errors import InvalidRequest
+from offload.registry import Registry
 
 # User and entity ids: one URL path segment, no dots, no encoding surprises, bounded.
 ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
@@ -79,20 +80,11 @@ class CollectionRef:
         return f"/{self.path}/index?version={version}"
 
 
-class Registry:
+class CollectionRegistry(Registry[tuple[str, str], Collection]):
     """The collections this deployment serves, by owner kind and name."""
 
     def __init__(self) -> None:
-        self._collections: dict[tuple[str, str], Collection] = {}
-
-    def register(self, collection: Collection) -> None:
-        self._collections[(collection.owner, collection.name)] = collection
-
-    def unregister(self, owner: str, name: str) -> None:
-        self._collections.pop((owner, name), None)
-
-    def __iter__(self) -> Iterator[Collection]:
-        return iter(list(self._collections.values()))
+        super().__init__("collection", lambda collection: (collection.owner, collection.name))
 
     def resolve(self, path: object) -> CollectionRef:
         """`users/42/matches` as a collection reference; InvalidRequest otherwise."""
@@ -100,7 +92,7 @@ class Registry:
         if len(parts) != 3:
             raise InvalidRequest('a collection is named like "users/42/matches"')
         owner, owner_id, name = parts
-        collection = self._collections.get((owner, name))
+        collection = self.get((owner, name))
         if collection is None:
             raise InvalidRequest(f"there is no {owner}/…/{name} collection")
         return collection.of(owner_id)

@@ -15,7 +15,7 @@ from offload.collections.base import Collection, Record, canonical_json, check_i
 from offload.collections.models import Entity
 from offload.collections.store import CollectionStore, Entry
 from offload.errors import Conflict, NotFound, PayloadTooLarge
-from offload.models import condition_failed
+from offload.models import condition_failed, put_unless
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,18 +84,9 @@ class EntityStore:
             final=record.final,
             recorded_at=self._clock(),
         )
-        try:
-            self._dynamodb.put_item(
-                TableName=Entity.Meta.table_name,
-                Item=item.serialize(),
-                ConditionExpression="attribute_not_exists(#pk)",
-                ExpressionAttributeNames={"#pk": "pk"},
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
+        stored = put_unless(self._dynamodb, item, Entity.pk.does_not_exist())
+        if stored is None:
             return True
-        except self._dynamodb.exceptions.ConditionalCheckFailedException as exc:
-            raw = exc.response.get("Item")
-            stored = Entity.from_raw_data(raw) if raw else self.load(collection, record.entity_id)
         if stored.digest == item.digest:
             return False
         if stored.final:

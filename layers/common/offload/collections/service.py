@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
-from aws_lambda_powertools.event_handler import Response
-
 from offload.collections.base import Collection, CollectionRef
 from offload.collections.entities import EntityStore
 from offload.collections.store import CollectionStore, entity_tag
@@ -18,29 +16,18 @@ from offload.errors import InvalidRequest
 from offload.http import NO_STORE
 from offload.runtime import Runtime
 
-JSON = "application/json"
 VERSION_PARAMETER = "version"
 
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """What a collection request answers, before it becomes a Powertools Response."""
+    """What a collection request answers: status, caching, a JSON body, validators."""
 
     status: HTTPStatus
     cache_control: str
     body: bytes | None = None
     etag: str | None = None
     location: str | None = None
-
-    def response(self) -> Response:
-        headers = {"Cache-Control": self.cache_control}
-        if self.etag is not None:
-            headers["ETag"] = self.etag
-        if self.location is not None:
-            headers["Location"] = self.location
-        if self.body is None:
-            return Response(self.status, headers=headers, body=None)
-        return Response(self.status, content_type=JSON, body=self.body.decode(), headers=headers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,10 +131,6 @@ class CollectionService:
             body=body,
             location=collection.entity_path(recorded.record.entity_id),
         )
-
-    def invalidate(self, ref: CollectionRef) -> str:
-        """Move the pointer to a new version with a fresh snapshot; return the version."""
-        return self.collections.bump(ref)
 
     def _redirect(self, ref: CollectionRef, if_none_match: str | None) -> Answer:
         version = self.collections.version(ref)

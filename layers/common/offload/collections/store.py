@@ -24,10 +24,13 @@ from offload.collections.models import (
 )
 from offload.config import Settings
 from offload.errors import DependencyUnavailable, NotFound
+from offload.models import connection_options
 from offload.observability import logger
 
 ALL_OLD = "ALL_OLD"
 CANCELLED = "TransactionCanceledException"
+# What a version's transaction writes, in order.
+TRANSACTION = ("snapshot", "pointer")
 # Why a transaction lost a race; anything else (throttling, validation) is a real failure.
 LOST_RACE = frozenset({"ConditionalCheckFailed", "TransactionConflict"})
 # An item is at most 400 KB, key and attribute names included.
@@ -62,13 +65,7 @@ class CollectionStore:
     @classmethod
     def for_settings(cls, settings: Settings) -> CollectionStore:
         """A store on the configured table, with an API's timeouts."""
-        return cls(
-            Connection(
-                connect_timeout_seconds=settings.aws_timeout_seconds,
-                read_timeout_seconds=settings.aws_timeout_seconds,
-                max_retry_attempts=2,
-            )
-        )
+        return cls(Connection(**connection_options(settings)))
 
     def current(self, ref: CollectionRef) -> str | None:
         """The pointer's version, or None when the collection has none yet."""
@@ -179,6 +176,7 @@ class CollectionStore:
         now = self._clock()
         version = next_version(base, now)
         body = json.dumps({ref.collection.ids_field: ids}, separators=(",", ":")).encode()
+        prefix, chunks = _slices(ref, version, body)
         header = Snapshot(
             ref.partition,
             Snapshot.key_for(version),
@@ -188,7 +186,14 @@ class CollectionStore:
             id_count=len(ids),
             created_at=now,
         )
-        chunks = self._split(ref, version, body, header)
+        if chunks:
+            header.chunk_prefix, header.chunks = prefix, len(chunks)
+            # Before the header: a committed header never names a chunk not yet written.
+            with SnapshotChunk.batch_write() as batch:
+                for chunk in chunks:
+                    batch.save(chunk)
+        else:
+            header.body = body
         pointer = CollectionPointer(
             ref.partition, CollectionPointer.SORT, version=version, moved_at=now
         )
@@ -199,6 +204,7 @@ class CollectionStore:
         )
         try:
             with TransactWrite(connection=self._connection) as transaction:
+                # In the order of TRANSACTION: DynamoDB gives its reasons in the same order.
                 transaction.save(header, condition=Snapshot.pk.does_not_exist())
                 transaction.save(pointer, condition=moved_from, return_values=ALL_OLD)
         except TransactWriteError as exc:
@@ -206,34 +212,11 @@ class CollectionStore:
             if not reasons or any(r is not None and r.code not in LOST_RACE for r in reasons):
                 raise
             self._discard(chunks)
-            holder = reasons[-1]
+            holder = dict(zip(TRANSACTION, reasons, strict=True))["pointer"]
             if holder is not None and holder.raw_item:
                 return False, CollectionPointer.from_raw_data(holder.raw_item).version
             return False, None
         return True, version
-
-    def _split(
-        self, ref: CollectionRef, version: str, body: bytes, header: Snapshot
-    ) -> list[SnapshotChunk]:
-        """Keep a small body inline; write a large one as chunks before the header."""
-        if len(body) <= INLINE_BYTES:
-            header.body = body
-            return []
-        prefix = SnapshotChunk.prefix_for(version, uuid.uuid4().hex[:12])
-        chunks = [
-            SnapshotChunk(
-                ref.partition,
-                SnapshotChunk.key_for(prefix, index),
-                data=body[offset : offset + CHUNK_BYTES],
-            )
-            for index, offset in enumerate(range(0, len(body), CHUNK_BYTES))
-        ]
-        with SnapshotChunk.batch_write() as batch:
-            for chunk in chunks:
-                batch.save(chunk)
-        header.chunk_prefix = prefix
-        header.chunks = len(chunks)
-        return chunks
 
     def _discard(self, chunks: list[SnapshotChunk]) -> None:
         # Chunks of a lost transaction are unreachable (no header names them): tidy up,
@@ -246,6 +229,22 @@ class CollectionStore:
                     batch.delete(chunk)
         except Exception:
             logger.warning("could not delete orphaned snapshot chunks", exc_info=True)
+
+
+def _slices(ref: CollectionRef, version: str, body: bytes) -> tuple[str, list[SnapshotChunk]]:
+    """A body too large to keep inline in its header as items sharing a prefix; else none."""
+    if len(body) <= INLINE_BYTES:
+        return "", []
+    # Unique per attempt: a lost attempt's orphans never mix with the winner's slices.
+    prefix = SnapshotChunk.prefix_for(version, uuid.uuid4().hex[:12])
+    return prefix, [
+        SnapshotChunk(
+            ref.partition,
+            SnapshotChunk.key_for(prefix, index),
+            data=body[offset : offset + CHUNK_BYTES],
+        )
+        for index, offset in enumerate(range(0, len(body), CHUNK_BYTES))
+    ]
 
 
 def _backoff(attempt: int) -> None:

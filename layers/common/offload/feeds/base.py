@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+
+from offload.config import ConfigurationError, Settings
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 # API Gateway waits 30 s for the function; a generation must leave room to upload and answer.
@@ -40,7 +42,7 @@ class Feed:
     generate: Callable[[GenerationRequest], bytes]
     parameters: tuple[Parameter, ...] = ()
     max_age_seconds: int = 3600
-    # API Gateway waits 30 s for the function: generation must end well before.
+    # Checked with the lock settings by `check_timing` when the feeds function starts.
     generation_timeout_seconds: float = 10.0
     description: str = ""
     _by_name: dict[str, Parameter] = field(init=False, repr=False, compare=False)
@@ -49,11 +51,23 @@ class Feed:
         object.__setattr__(self, "_by_name", {p.name: p for p in self.parameters})
         if not SLUG.fullmatch(self.name):
             raise ValueError(f"feed name {self.name!r} is not a slug")
-        if not 0 < self.generation_timeout_seconds <= MAX_GENERATION_SECONDS:
-            raise ValueError(
-                f"feed {self.name!r}: generation_timeout_seconds must be in "
-                f"(0, {MAX_GENERATION_SECONDS}]"
-            )
 
     def parameter(self, name: str) -> Parameter | None:
         return self._by_name.get(name)
+
+
+def check_timing(feeds: Iterable[Feed], settings: Settings) -> None:
+    """Every feed's generation fits API Gateway's wait and the rebuild lock's lease."""
+    for feed in feeds:
+        timeout = feed.generation_timeout_seconds
+        if not 0 < timeout <= MAX_GENERATION_SECONDS:
+            raise ConfigurationError(
+                f"feed {feed.name!r} may generate for {timeout} s; it must be more than 0 "
+                f"and at most {MAX_GENERATION_SECONDS} s (API Gateway waits 30 s)"
+            )
+        if timeout >= settings.lock_lease_seconds:
+            # A lease shorter than a generation would let a second one start meanwhile.
+            raise ConfigurationError(
+                f"feed {feed.name!r} may generate for {timeout} s, "
+                f"longer than the {settings.lock_lease_seconds} s lock lease"
+            )

@@ -13,12 +13,6 @@ from offload.feeds.base import Feed
 from offload.feeds.registry import FeedRegistry
 
 FILE_PATTERN = re.compile(r"(?P<feed>[a-z0-9][a-z0-9_-]{0,62})\.(?P<format>[a-z0-9]{1,10})")
-# Served by the CDN under /files/*, a path no API route uses (the API owns /feeds/*).
-OBJECT_PREFIX = "files"
-OBJECT_KEY_PATTERN = re.compile(
-    rf"{OBJECT_PREFIX}/[a-z0-9_-]+/[A-Za-z0-9_.-]+/(?P<cache_id>[0-9a-f]{{32}})/"
-    r"(?P<generation_id>[0-9]{16}-[0-9a-f]{8})\.[a-z0-9]{1,10}"
-)
 MAX_VALUE_LENGTH = 200
 
 
@@ -43,13 +37,6 @@ class FeedRequest:
     @property
     def content_type(self) -> str:
         return self.feed.formats[self.format]
-
-    def object_key(self, generation_id: str) -> str:
-        """Where one generation of this request's file lives; never reused."""
-        return (
-            f"{OBJECT_PREFIX}/{self.feed.name}/{self.client_id}/{self.cache_id}/"
-            f"{generation_id}.{self.format}"
-        )
 
 
 def parse_feed_request(

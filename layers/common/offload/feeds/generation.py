@@ -1,0 +1,63 @@
+"""One generation of a feed file: its id, start time and object key, formatted and parsed here."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from offload.feeds.cachekey import FeedRequest
+
+# Served by the CDN under /files/*, a path no API route uses (the API owns /feeds/*).
+OBJECT_PREFIX = "files"
+# Microseconds since the epoch, then randomness: sortable by start, unique across concurrency.
+_ID = re.compile(r"(?P<started_us>[0-9]{16})-[0-9a-f]{8}")
+OBJECT_KEY = re.compile(
+    rf"{OBJECT_PREFIX}/[a-z0-9_-]+/[A-Za-z0-9_.-]+/(?P<cache_id>[0-9a-f]{{32}})/"
+    rf"(?P<id>{_ID.pattern})\.[a-z0-9]{{1,10}}"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """One attempt at building a cache key's file; its id also names the lock's owner."""
+
+    id: str
+    cache_id: str
+    object_key: str
+
+    @classmethod
+    def start(cls, request: FeedRequest, now: float) -> Generation:
+        """A new generation of `request`'s file, started at `now`, under a never-used key."""
+        generation_id = f"{int(now * 1_000_000):016d}-{secrets.token_hex(4)}"
+        return cls(
+            id=generation_id,
+            cache_id=request.cache_id,
+            object_key=(
+                f"{OBJECT_PREFIX}/{request.feed.name}/{request.client_id}/{request.cache_id}/"
+                f"{generation_id}.{request.format}"
+            ),
+        )
+
+    @classmethod
+    def of_object(cls, object_key: str) -> Generation | None:
+        """The generation stored under `object_key`, or None when Offload did not write it."""
+        match = OBJECT_KEY.fullmatch(object_key)
+        if match is None:
+            return None
+        return cls(id=match["id"], cache_id=match["cache_id"], object_key=object_key)
+
+    @property
+    def owner(self) -> str:
+        """Who holds the rebuild lock while this generation runs."""
+        return self.id
+
+    @property
+    def started_at(self) -> float:
+        """When it began, the time invalidations are compared with."""
+        match = _ID.fullmatch(self.id)
+        if match is None:
+            raise ValueError(f"not a generation id: {self.id!r}")
+        return int(match["started_us"]) / 1_000_000

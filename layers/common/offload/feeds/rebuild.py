@@ -1,0 +1,132 @@
+"""The rebuild lock protocol: take the lock, read again, generate and upload; or wait."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from offload import freshness, locks, storage
+from offload.feeds.cachekey import FeedRequest
+from offload.feeds.decision import Hit, Rebuild, decide
+from offload.feeds.generation import Generation
+from offload.feeds.generator import generate
+from offload.feeds.outcome import Outcome, Served
+from offload.observability import logger, metrics
+from offload.runtime import Runtime
+
+# Lock waiters poll the owner's object with capped exponential backoff.
+POLL_BACKOFF = 1.5
+MAX_POLL_SECONDS = 0.5
+
+
+class Rebuilder:
+    """Generates a cache key's file at most once at a time, however many requests want it."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        bucket: str,
+        *,
+        exists: Callable[[str], bool],
+        clock: Callable[[], float],
+    ) -> None:
+        self._runtime = runtime
+        self._bucket = bucket
+        self._settings = runtime.settings
+        self._exists = exists
+        self._clock = clock
+
+    def rebuild(self, request: FeedRequest, coverage: freshness.Coverage, plan: Rebuild) -> Served:
+        """The lock's owner generates; others answer stale, wait for it, or (late) go alone."""
+        now = self._clock()
+        generation = Generation.start(request, now)
+        taken = locks.acquire(
+            self._runtime.dynamodb,
+            locks.Lease(generation, lease_until=now + self._settings.lock_lease_seconds),
+            now=now,
+            superseded_before=coverage.latest,
+        )
+        if taken.acquired:
+            recorded = self._recorded_since(request, coverage, plan.seen)
+            if recorded is not None:
+                locks.release(generation)
+                metrics.add_metric(name="Hits", unit=MetricUnit.Count, value=1)
+                return Served(Outcome.HIT, recorded)
+            return self._generate_as_owner(request, generation, plan.stale)
+        if plan.stale:
+            metrics.add_metric(name="Stale", unit=MetricUnit.Count, value=1)
+            return Served(Outcome.STALE, plan.stale)
+        holder = taken.lease.generation if taken.lease is not None else None
+        if holder is not None and self._wait_for(holder.object_key, request):
+            return Served(Outcome.COLLAPSED, holder.object_key)
+        # The owner is slow: answer from a private generation rather than not at all.
+        logger.info("lock wait ran out; generating without the lock")
+        data = generate(request)
+        if len(data) <= self._settings.inline_limit_bytes:
+            metrics.add_metric(name="Misses", unit=MetricUnit.Count, value=1)
+            return Served(Outcome.PRIVATE, body=data)
+        return self._store(request, generation, data)
+
+    def _recorded_since(
+        self, request: FeedRequest, coverage: freshness.Coverage, seen: str | None
+    ) -> str | None:
+        """A fresh object recorded after our first read, if any.
+
+        The recorder releases the lock right after moving the entry, so a request that read
+        the old entry can take the lock just after a generation finished; one more read
+        stops it from generating the same file again.
+        """
+        entry = freshness.read_entry(request.cache_id)
+        if entry is None or entry.object_key == seen:
+            return None
+        decision = decide(
+            entry,
+            exists=self._exists(entry.object_key),
+            coverage=coverage,
+            feed=request.feed,
+            now=self._clock(),
+        )
+        return decision.object_key if isinstance(decision, Hit) else None
+
+    def _generate_as_owner(
+        self, request: FeedRequest, generation: Generation, stale: str | None
+    ) -> Served:
+        try:
+            return self._store(request, generation, generate(request))
+        except Exception:
+            # The recorder releases the lock once the upload lands; on failure, we do.
+            locks.release(generation)
+            if stale:
+                logger.warning("rebuild failed; serving the stale file", exc_info=True)
+                metrics.add_metric(name="StaleOnError", unit=MetricUnit.Count, value=1)
+                return Served(Outcome.STALE_ON_ERROR, stale)
+            raise
+
+    def _store(self, request: FeedRequest, generation: Generation, data: bytes) -> Served:
+        storage.upload(
+            self._runtime.s3, self._bucket, generation, data, content_type=request.content_type
+        )
+        metrics.add_metric(name="Misses", unit=MetricUnit.Count, value=1)
+        inline = data if len(data) <= self._settings.inline_limit_bytes else None
+        return Served(Outcome.STORED, generation.object_key, body=inline)
+
+    def _wait_for(self, object_key: str, request: FeedRequest) -> bool:
+        """Poll for the lock owner's upload for a bounded time."""
+        metrics.add_metric(name="LockWaits", unit=MetricUnit.Count, value=1)
+        deadline = time.monotonic() + min(
+            self._settings.lock_wait_seconds, request.feed.generation_timeout_seconds
+        )
+        delay = self._settings.lock_poll_seconds
+        while True:
+            if self._exists(object_key):
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            # Backing off keeps a herd of waiters from HEADing the key hundreds of times a
+            # second; jitter keeps them from doing it in step.
+            time.sleep(min(remaining, delay * random.uniform(0.5, 1.0)))
+            delay = min(delay * POLL_BACKOFF, MAX_POLL_SECONDS)
