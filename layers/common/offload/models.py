@@ -153,9 +153,19 @@ _bound: Settings | None = None
 _M = TypeVar("_M", bound=TableModel)
 
 
+def cause_code(error: PynamoDBException) -> str | None:
+    """DynamoDB's error code behind a PynamoDB error; None for a timeout or a lost connection.
+
+    PynamoDB's own `cause_response_code` fails on those: botocore's timeouts carry no response.
+    """
+    response = getattr(error.cause, "response", None) or {}
+    code = response.get("Error", {}).get("Code")
+    return code if isinstance(code, str) else None
+
+
 def condition_failed(error: PynamoDBException) -> bool:
     """Whether a write failed only because its condition did not hold (a lost race)."""
-    return error.cause_response_code == _CONDITION_FAILED
+    return cause_code(error) == _CONDITION_FAILED
 
 
 def put_unless(dynamodb: Any, item: _M, condition: Condition) -> _M | None:
@@ -215,7 +225,7 @@ def connection_options(settings: Settings) -> dict[str, Any]:
     return {
         "connect_timeout_seconds": settings.aws_timeout_seconds,
         "read_timeout_seconds": settings.aws_timeout_seconds,
-        # PynamoDB counts retries after the first attempt; botocore counts attempts.
+        # PynamoDB counts the retries after the first attempt.
         "max_retry_attempts": settings.aws_max_attempts - 1,
     }
 

@@ -36,7 +36,9 @@ def _client_config(settings: Settings, **extra: Any) -> Config:
     return Config(
         connect_timeout=settings.aws_timeout_seconds,
         read_timeout=settings.aws_timeout_seconds,
-        retries={"mode": "standard", "max_attempts": settings.aws_max_attempts},
+        # `total_max_attempts` counts the first try, as PynamoDB's setting does; botocore's
+        # `max_attempts` would not.
+        retries={"mode": "standard", "total_max_attempts": settings.aws_max_attempts},
         max_pool_connections=POOL_WORKERS * 2,
         **extra,
     )

@@ -114,8 +114,14 @@ def next_version(previous: str | None, now: float) -> str:
 def canonical_json(document: Mapping[str, Any]) -> str:
     """One text per JSON value (sorted keys, no spaces), so equal bodies compare equal."""
     try:
-        return json.dumps(
+        text = json.dumps(
             document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
         )
     except ValueError as exc:
         raise InvalidRequest("the body holds a number JSON cannot carry (NaN or infinity)") from exc
+    try:
+        text.encode()
+    except UnicodeEncodeError as exc:
+        # JSON lets "\ud800" through; UTF-8, and so any store or client, cannot hold it.
+        raise InvalidRequest("the body holds a lone surrogate (\\ud800-\\udfff)") from exc
+    return text

@@ -24,7 +24,7 @@ from offload.collections.models import (
 )
 from offload.config import Settings
 from offload.errors import DependencyUnavailable, NotFound
-from offload.models import connection_options
+from offload.models import cause_code, connection_options
 from offload.observability import logger
 
 ALL_OLD = "ALL_OLD"
@@ -93,15 +93,25 @@ class CollectionStore:
             _backoff(attempt)
         raise _contended(ref)
 
-    def bump(self, ref: CollectionRef, *, unless_listed: str | None = None) -> str:
+    def bump(
+        self, ref: CollectionRef, *, unless_listed: str | None = None, just_added: bool = False
+    ) -> str:
         """Create the next version with a fresh snapshot of the members; return it.
 
         With `unless_listed`, the current version is kept when its snapshot already lists
-        that entity: completing a recording that crashed must not bump twice.
+        that entity: completing a recording that crashed must not bump twice, and a writer
+        that lost the race to a version listing its entity is done (so concurrent recordings
+        for one owner share versions instead of queueing for one each). `just_added` skips
+        that read before the first attempt, when the entity cannot be listed yet.
         """
         for attempt in range(MAX_ATTEMPTS):
             base = self.current(ref)
-            if unless_listed and base is not None and unless_listed in self.ids(ref, base):
+            if (
+                unless_listed is not None
+                and base is not None
+                and (attempt > 0 or not just_added)
+                and unless_listed in self.ids(ref, base)
+            ):
                 return base
             # Members are read after the pointer: whatever the base's writers added is seen.
             won, version = self._commit(ref, base, self._members(ref))
@@ -208,7 +218,7 @@ class CollectionStore:
                 transaction.save(header, condition=Snapshot.pk.does_not_exist())
                 transaction.save(pointer, condition=moved_from, return_values=ALL_OLD)
         except TransactWriteError as exc:
-            reasons = exc.cancellation_reasons if exc.cause_response_code == CANCELLED else []
+            reasons = exc.cancellation_reasons if cause_code(exc) == CANCELLED else []
             if not reasons or any(r is not None and r.code not in LOST_RACE for r in reasons):
                 raise
             self._discard(chunks)

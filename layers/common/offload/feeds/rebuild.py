@@ -97,8 +97,12 @@ class Rebuilder:
         try:
             return self._store(request, generation, generate(request))
         except Exception:
-            # The recorder releases the lock once the upload lands; on failure, we do.
-            locks.release(generation)
+            # The recorder releases the lock once the upload lands; on failure, we do. If
+            # that fails too, its lease frees it: the generation's own error is the news.
+            try:
+                locks.release(generation)
+            except Exception:
+                logger.warning("could not release the rebuild lock", exc_info=True)
             if stale:
                 logger.warning("rebuild failed; serving the stale file", exc_info=True)
                 metrics.add_metric(name="StaleOnError", unit=MetricUnit.Count, value=1)
