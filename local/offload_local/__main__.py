@@ -49,6 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         stack.start()
+        _rehearse_outages(stack)
         stack.write_env_file(args.env_file)
         print(banner(stack, args.env_file), flush=True)
         if stack.edge_missing:
@@ -63,6 +64,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.env_file.unlink(missing_ok=True)
     print("offload-local: stopped", file=sys.stderr)
     return 0
+
+
+def _rehearse_outages(stack: LocalStack) -> None:
+    """SIGUSR1 takes the AWS emulator down, SIGUSR2 brings it back: an outage to rehearse."""
+    log = logging.getLogger("offload_local")
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        down = signum == signal.SIGUSR1
+        action = stack.emulator.pause if down else stack.emulator.resume
+        # Stopping a server waits for its loop: not in a signal handler.
+        threading.Thread(target=action, name="emulator outage", daemon=True).start()
+        log.info("AWS emulator %s", "down (SIGUSR2 brings it back)" if down else "back")
+
+    signal.signal(signal.SIGUSR1, on_signal)
+    signal.signal(signal.SIGUSR2, on_signal)
 
 
 def _log_to_stderr() -> None:

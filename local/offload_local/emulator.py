@@ -6,6 +6,7 @@ Built from the same parts as moto's ThreadedMotoServer, which neither takes a mi
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -60,13 +61,9 @@ class Emulator:
     ) -> None:
         self.stack = stack
         app: Any = DomainDispatcherApplication(create_backend_app)
-        self._server = Server(
-            S3EventSource(_forgetting_models(app), on_change, lookup=_stored_object),
-            port=port,
-            what="AWS emulator",
-            hint="choose another with EMULATOR_PORT, or leave it unset for a free one",
-            request_handler=_Handler,
-        )
+        self._app = S3EventSource(_forgetting_models(app), on_change, lookup=_stored_object)
+        self._server = self._serve_on(port)
+        self._outage = threading.Lock()
 
     @property
     def endpoint_url(self) -> str:
@@ -78,6 +75,28 @@ class Emulator:
 
     def stop(self) -> None:
         self._server.stop()
+
+    def pause(self) -> None:
+        """Stop answering, as an AWS outage would; the data stays (moto's backends live on)."""
+        with self._outage:
+            self._server.stop()
+
+    def resume(self) -> None:
+        """Answer again, on the same port, with the data as the outage found it."""
+        with self._outage:
+            port = self._server.port
+            self._server.stop()  # a no-op unless it still runs
+            self._server = self._serve_on(port)
+            self._server.start()
+
+    def _serve_on(self, port: int) -> Server:
+        return Server(
+            self._app,
+            port=port,
+            what="AWS emulator",
+            hint="choose another with EMULATOR_PORT, or leave it unset for a free one",
+            request_handler=_Handler,
+        )
 
     def create_resources(self, session: boto3.Session) -> None:
         """The template's tables, buckets and queues, as it defines them."""

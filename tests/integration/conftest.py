@@ -48,6 +48,7 @@ class RunningStack:
     environment: dict[str, str]
     env_file: Path
     log: Path
+    pid: int
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -103,7 +104,7 @@ def start_stack(directory: Path) -> tuple[subprocess.Popen[bytes], RunningStack]
             pytest.fail(f"the local stack did not start:\n{log.read_text(errors='replace')}")
         time.sleep(0.05)
     values = read_env_file(env_file)
-    return process, RunningStack(values["OFFLOAD_API_URL"], values, env_file, log)
+    return process, RunningStack(values["OFFLOAD_API_URL"], values, env_file, log, process.pid)
 
 
 def stop_stack(process: subprocess.Popen[bytes]) -> None:

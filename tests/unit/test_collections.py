@@ -386,7 +386,7 @@ def test_concurrent_first_reads_agree_on_one_version_and_one_snapshot(containers
     assert json.loads(responses[0]["body"])["version"] == snapshot.version
 
 
-def test_concurrent_recordings_make_distinct_increasing_versions_and_lose_nothing(
+def test_concurrent_recordings_share_increasing_versions_and_lose_nothing(
     api, containers, load_event
 ):
     # GIVEN 20 matches of user 42, each against someone else, posted at once
@@ -402,11 +402,11 @@ def test_concurrent_recordings_make_distinct_increasing_versions_and_lose_nothin
     pool = containers("CollectionsFunction")
     with ThreadPoolExecutor(max_workers=20) as executor:
         responses = list(executor.map(pool.invoke, events))
-    # THEN every recording made its own version of 42's list
+    # THEN every recording answered a version of 42's list that lists its match: its own,
+    # or a concurrent recording's that took it in (so they need not queue for one each)
     assert [response["statusCode"] for response in responses] == [HTTPStatus.CREATED] * 20
     versions = [json.loads(response["body"])["versions"]["42"] for response in responses]
-    assert len(set(versions)) == 20
-    ordered = sorted(versions, key=int)
+    ordered = sorted(set(versions), key=int)
     assert api.current("42") == ordered[-1]
     # AND each version's snapshot exists and lists its own match; none forgets an earlier one
     for number, version in enumerate(versions):
@@ -415,7 +415,8 @@ def test_concurrent_recordings_make_distinct_increasing_versions_and_lose_nothin
     assert all(earlier <= later for earlier, later in pairwise(listed))
     # AND the last one holds all 20, newest finish first
     assert api.ids("42", ordered[-1]) == [f"m-{number}" for number in reversed(range(20))]
-    assert len(snapshot_items("42")) == 20
+    # AND every snapshot written is a version some recording answered
+    assert len(snapshot_items("42")) == len(ordered)
 
 
 def test_versions_increase_even_when_the_clock_goes_backwards(aws):

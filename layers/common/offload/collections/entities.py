@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,13 +34,11 @@ class EntityStore:
         self,
         dynamodb: Any,
         collections: CollectionStore,
-        pool: Executor,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._dynamodb = dynamodb
         self._collections = collections
-        self._pool = pool
         self._clock = clock
 
     def record(self, collection: Collection, document: Mapping[str, Any]) -> Recorded:
@@ -111,9 +108,12 @@ class EntityStore:
         refs = [collection.of(owner) for owner in record.owners]
         entry = Entry(record.entity_id, order_key)
         self._collections.add((ref, entry) for ref in refs)
-        # A first recording always makes a version per owner; a repeat only where missing.
-        unless_listed = None if created else record.entity_id
-        versions = self._pool.map(
-            lambda ref: self._collections.bump(ref, unless_listed=unless_listed), refs
-        )
+        # A first recording makes a version per owner unless a concurrent one already lists
+        # it; a repeat bumps only where it is missing.
+        # One owner after another, on the request's thread: a bump sleeping between attempts
+        # after a lost race then ties up no worker of the runtime's shared pool.
+        versions = [
+            self._collections.bump(ref, unless_listed=record.entity_id, just_added=created)
+            for ref in refs
+        ]
         return dict(zip(record.owners, versions, strict=True))

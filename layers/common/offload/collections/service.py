@@ -73,7 +73,7 @@ class CollectionService:
     @classmethod
     def from_runtime(cls, runtime: Runtime) -> CollectionService:
         collections = CollectionStore.for_settings(runtime.settings)
-        entities = EntityStore(runtime.dynamodb, collections, runtime.pool)
+        entities = EntityStore(runtime.dynamodb, collections)
         return cls(runtime.settings, collections, entities)
 
     def version(
