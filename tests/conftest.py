@@ -11,6 +11,9 @@ import pytest
 
 from tests.support import EVENTS, ROOT, TEST_ENVIRONMENT, reset_container_state
 
+# The local stack's session fixture, shared by the integration and e2e suites.
+pytest_plugins = ("tests.support.stack",)
+
 
 @pytest.fixture(autouse=True)
 def aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:

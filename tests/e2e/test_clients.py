@@ -11,8 +11,9 @@ from pathlib import Path
 import httpx
 import requests
 
-from tests.e2e.conftest import HERE, Served, client_environment, require
+from tests.support.clients import Served, client_environment, require
 
+HERE = Path(__file__).parent
 TIMEOUT = 120  # the JVM compiles Fetch.java first
 
 

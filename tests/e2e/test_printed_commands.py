@@ -8,9 +8,9 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 from offload_local.__main__ import curl_examples
-from tests.e2e.conftest import client_environment, require
-from tests.integration.conftest import RunningStack
 from tests.support import STACK
+from tests.support.clients import client_environment, require
+from tests.support.stack import RunningStack
 
 
 def test_printed_curl_lines_work(local_stack: RunningStack, tmp_path: Path):

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from offload_local.gateway import MAX_REQUEST_BYTES
-from tests.integration.conftest import RunningStack, create_stack_key
+from tests.support.stack import RunningStack, create_stack_key
 
 Headers = tuple[tuple[str, str], ...]
 

@@ -9,7 +9,7 @@ from http import HTTPStatus
 import requests
 
 from offload import auth
-from tests.integration.conftest import TTLS
+from tests.support.stack import TTLS
 
 POINTER = (
     f"public, max-age={TTLS['PointerMaxAgeSeconds']}, "

@@ -15,9 +15,9 @@ import pytest
 import requests
 
 from offload.feeds.outcome import Outcome
-from tests.e2e.conftest import absent
-from tests.integration.conftest import TTLS, RunningStack
 from tests.support import cache_status
+from tests.support.clients import absent
+from tests.support.stack import TTLS, RunningStack
 
 ORIGIN_ID = "apigw-requestid"
 POINTER_WINDOW = TTLS["PointerMaxAgeSeconds"] + TTLS["PointerStaleSeconds"]

@@ -15,8 +15,8 @@ from offload.feeds import REGISTRY
 from offload.feeds.cachekey import parse_feed_request
 from offload.feeds.outcome import Outcome
 from offload.models import CacheEntry
-from tests.integration.conftest import SIGNED_URL_TTL, wait_for_hit
 from tests.support import BUCKET_NAME, cache_status
+from tests.support.stack import SIGNED_URL_TTL, wait_for_hit
 
 FORMATS = {"json": "application/json", "xml": "application/xml"}
 

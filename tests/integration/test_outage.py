@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from tests.integration.conftest import RunningStack, wait_for_hit
 from tests.support import match
+from tests.support.stack import RunningStack, wait_for_hit
 
 ADMIN = {"X-Api-Key": "demo-admin-key"}
 

@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from offload_local.edge import VARNISHD
-from tests.integration.conftest import RunningStack, assert_no_key_logged, read_env_file
 from tests.support import ROOT
+from tests.support.stack import RunningStack, assert_no_key_logged, read_env_file
 
 BIN = Path(sys.executable).parent
 STACK_ARGUMENTS = (BIN / "offload-local", "--port", "0", "--edge-port", "0", "--no-seed")

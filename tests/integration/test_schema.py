@@ -34,8 +34,8 @@ from schemathesis.checks import (
 from schemathesis.config import SchemathesisConfig
 
 from offload import auth
-from tests.integration.conftest import RunningStack, create_stack_key
 from tests.support import ROOT
+from tests.support.stack import RunningStack, create_stack_key
 
 PROBLEM_JSON = "application/problem+json"
 FEED = "GET /feeds/{file}"

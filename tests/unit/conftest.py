@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import itertools
 import json
-import threading
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http import HTTPStatus
 from typing import Any
 
 import boto3
 import pytest
-import requests
-from cryptography.hazmat.primitives.asymmetric import rsa
 from moto import mock_aws
 
 from offload import auth
@@ -23,7 +18,7 @@ from offload.config import (
     CLOUDFRONT_KEY_ID,
     CLOUDFRONT_PRIVATE_KEY_PARAMETER,
 )
-from offload.feeds import REGISTRY, Feed, GenerationRequest
+from offload.feeds import REGISTRY, Feed
 from offload.feeds.catalog import product_records, seed_products
 from offload.runtime import Runtime, get_runtime
 from offload_local.isolation import serialise_dynamodb
@@ -40,6 +35,7 @@ from tests.support import (
     rsa_private_key,
     s3_event,
 )
+from tests.support.feeds import CloudFront, Probe
 
 FUNCTIONS = {function.logical_id: function for function in STACK.functions()}
 _clients = itertools.count(1)
@@ -128,31 +124,6 @@ def make_key(aws: None) -> Callable[..., tuple[str, str]]:
     return make_key
 
 
-@dataclass
-class Probe:
-    """A controllable feed generator: counts calls, can block, fail or act mid-generation."""
-
-    calls: int = 0
-    fail: Exception | None = None
-    gate: threading.Event | None = None
-    during: Callable[[], None] | None = None
-    started: threading.Event = field(default_factory=threading.Event)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def generate(self, request: GenerationRequest) -> bytes:
-        with self._lock:
-            self.calls += 1
-            call = self.calls
-        self.started.set()
-        if self.during is not None:
-            self.during()
-        if self.gate is not None:
-            self.gate.wait(timeout=10)
-        if self.fail is not None:
-            raise self.fail
-        return json.dumps({"feed": request.feed, "generation": call}).encode()
-
-
 @pytest.fixture
 def probe() -> Iterator[Probe]:
     """A `probe` feed (JSON only, 1 h max age, 5 s generation timeout) backed by a Probe."""
@@ -217,29 +188,11 @@ def invalidate(
     return post
 
 
-def download(url: str) -> bytes:
-    """GET a signed URL (moto answers it in-process) and return the bytes."""
-    response = requests.get(url, timeout=10)
-    assert response.status_code == HTTPStatus.OK, response.text
-    return response.content
-
-
 @pytest.fixture
 def api(handler, load_event, make_key) -> Api:
     """The collections handler, with an admin key for recording matches."""
     admin_key, _ = make_key(scopes={auth.SCOPE_ADMIN})
     return Api(handler("CollectionsFunction"), load_event, admin_key)
-
-
-@dataclass(frozen=True)
-class CloudFront:
-    """Signing as a stack with a CDN key does it; the key and the domain are in SSM."""
-
-    key_id: str
-    domain: str
-    private_key: rsa.RSAPrivateKey
-    key_parameter: str
-    domain_parameter: str
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from offload.feeds.outcome import Outcome
 from offload.observability import logger
 from offload.runtime import get_runtime
 from tests.support import BUCKET_NAME, TABLE_NAME, cache_status, problem_of
-from tests.unit.conftest import download
+from tests.support.feeds import download
 
 
 def test_dynamodb_failure_is_a_503_problem_with_retry_after(call_feed, make_key, probe):

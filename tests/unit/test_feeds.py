@@ -12,16 +12,11 @@ import pytest
 
 from offload.feeds import REGISTRY, Feed
 from offload.feeds.outcome import Outcome
-from offload.models import CacheEntry, RebuildLock
+from offload.models import RebuildLock
 from tests.support import BUCKET_NAME, cache_status, problem_of
-from tests.unit.conftest import download
+from tests.support.feeds import age_entries, download, generated_keys
 
 MB = 1024 * 1024
-
-
-def generated_keys() -> list[str]:
-    listed = boto3.client("s3").list_objects_v2(Bucket=BUCKET_NAME, Prefix="files/")
-    return sorted(item["Key"] for item in listed.get("Contents", []))
 
 
 def test_first_request_generates_and_answers_inline(call_feed, make_key, catalog):
@@ -243,12 +238,6 @@ def test_unknown_route_is_a_404_problem(handler, make_key):
     response = handler("FeedsFunction")(event)
     assert response["statusCode"] == HTTPStatus.NOT_FOUND
     problem_of(response)
-
-
-def age_entries(*, by: float) -> None:
-    """Make every recorded file look `by` seconds older than it is."""
-    for entry in CacheEntry.scan(CacheEntry.sk == CacheEntry.SORT):
-        entry.update(actions=[CacheEntry.generated_at.set(float(entry.generated_at) - by)])
 
 
 def lock_count() -> int:

@@ -16,8 +16,7 @@ from offload.feeds.outcome import Outcome
 from offload.runtime import Runtime, get_runtime
 from offload_local.lambdas import Containers
 from tests.support import cache_status, feed_event
-from tests.unit.conftest import Probe, download
-from tests.unit.test_feeds import age_entries, generated_keys
+from tests.support.feeds import Probe, age_entries, download, generated_keys
 
 REQUEST = FeedRequest(
     feed=Feed(name="probe", formats={"json": "application/json"}, generate=bytes),

@@ -16,7 +16,7 @@ import pytest
 
 from offload.models import CacheEntry
 from tests.support import STACK, Api, match, s3_event
-from tests.unit.test_feeds import age_entries, generated_keys
+from tests.support.feeds import age_entries, generated_keys
 
 TRANSACT_ACTIONS = {
     "Put": "PutItem",

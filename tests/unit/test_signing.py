@@ -17,7 +17,7 @@ from offload.config import ConfigurationError, Settings
 from offload.runtime import get_runtime
 from offload.signing import CloudFrontMaterial, CloudFrontUrlSigner, S3UrlSigner, build_signer
 from tests.support import BUCKET_NAME, reset_container_state, rsa_private_key
-from tests.unit.conftest import CloudFront
+from tests.support.feeds import CloudFront
 
 
 def test_s3_url_is_sigv4_for_the_exact_key_with_the_configured_expiry(runtime):

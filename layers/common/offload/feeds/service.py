@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from aws_lambda_powertools.metrics import MetricUnit
+from botocore.exceptions import BotoCoreError, ClientError
 
 from offload import freshness, storage
 from offload.auth import Client
@@ -18,7 +19,7 @@ from offload.feeds.decision import Hit, decide
 from offload.feeds.outcome import Outcome, Served
 from offload.feeds.rebuild import Rebuilder
 from offload.feeds.registry import REGISTRY, FeedRegistry
-from offload.observability import metrics
+from offload.observability import logger, metrics
 from offload.ratelimit import RateStatus, consume
 from offload.runtime import Runtime
 
@@ -121,4 +122,10 @@ class FeedService:
         self._known[cache_id] = object_key
 
     def _exists(self, object_key: str) -> bool:
-        return storage.object_exists(self._runtime.s3, self._bucket, object_key)
+        """Whether the object is there. A HEAD that fails counts as "not known to be": the
+        file is rebuilt, never redirected to unchecked, and the request does not fail."""
+        try:
+            return storage.object_exists(self._runtime.s3, self._bucket, object_key)
+        except (BotoCoreError, ClientError):
+            logger.warning("HEAD failed; the file counts as missing", exc_info=True)
+            return False

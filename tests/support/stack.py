@@ -1,8 +1,9 @@
-"""The local stack as a session fixture: `python -m offload_local` on free loopback ports.
+"""The local stack as the integration and e2e suites run it: `python -m offload_local` in a
+child process on free loopback ports, exactly as `make run` starts it, so its emulator state
+and environment stay apart from the unit tests' in-process moto. Tests reach it over HTTP,
+and through `stack_aws` with boto3 and the layer's models pointed at its emulator.
 
-It runs in a child process, exactly as `make run` starts it, so its emulator state and
-environment stay apart from the unit tests' in-process moto; tests reach it over HTTP, and
-through `stack_aws` with boto3 and the layer's models pointed at its emulator.
+Its fixtures reach every suite through `pytest_plugins` in tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -29,8 +30,16 @@ from offload.runtime import get_runtime
 from offload_local.stack import DEMO_KEYS
 from tests.support import ROOT, STACK, cache_status, reset_container_state
 
+# Every API key a run used, which the stack's whole log must never contain.
+USED_KEYS: set[str] = {demo.key for demo in DEMO_KEYS}
+
+
 STARTUP_SECONDS = 90
+
+
 _clients = itertools.count(1)
+
+
 # Short collection TTLs, so that edge tests can watch them run out in seconds.
 TTLS = {
     "PointerMaxAgeSeconds": 2,
@@ -85,11 +94,17 @@ def start_stack(directory: Path) -> tuple[subprocess.Popen[bytes], RunningStack]
     with log.open("wb") as output:
         process = subprocess.Popen(
             [
-                sys.executable, "-m", "offload_local",
-                "--port", "0",
-                "--edge-port", "0",
-                "--env-file", str(env_file),
-                "--parameter-overrides", *(f"{name}={value}" for name, value in TTLS.items()),
+                sys.executable,
+                "-m",
+                "offload_local",
+                "--port",
+                "0",
+                "--edge-port",
+                "0",
+                "--env-file",
+                str(env_file),
+                "--parameter-overrides",
+                *(f"{name}={value}" for name, value in TTLS.items()),
             ],
             cwd=ROOT,
             env=environment,
@@ -118,33 +133,6 @@ def stop_stack(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-class _Shared:
-    """One stack per test process, shared by the integration and e2e suites."""
-
-    process: subprocess.Popen[bytes] | None = None
-    stack: RunningStack | None = None
-    users = 0
-    # Every API key the run used, which its whole log must never contain.
-    keys: set[str] = {demo.key for demo in DEMO_KEYS}
-
-
-@pytest.fixture(scope="session")
-def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    """The running local stack (API base URL, emulator environment)."""
-    if _Shared.users == 0:
-        _Shared.process, _Shared.stack = start_stack(tmp_path_factory.mktemp("local-stack"))
-    _Shared.users += 1
-    assert _Shared.stack is not None
-    try:
-        yield _Shared.stack
-    finally:
-        _Shared.users -= 1
-        if _Shared.users == 0 and _Shared.process is not None:
-            stop_stack(_Shared.process)
-            if _Shared.stack is not None:
-                assert_no_key_logged(_Shared.stack.log, _Shared.keys)
-
-
 BANNER = r"\nOffload is running:\n.*?\nCtrl-C stops everything\.\n"
 
 
@@ -170,8 +158,51 @@ def create_stack_key(
         get_runtime()  # binds the models to the stack's table
         key = auth.create_key(client_id, scopes={scope}, hourly_limit=hourly_limit)
     reset_container_state()
-    _Shared.keys.add(key)
+    USED_KEYS.add(key)
     return key, client_id
+
+
+def wait_for_hit(
+    http: requests.Session, url: str, key: str, *, timeout: float = 15.0
+) -> requests.Response:
+    """Ask until the answer is a 307 HIT: the recorder has handled the upload's S3 event."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = http.get(url, headers={"X-Api-Key": key}, allow_redirects=False, timeout=30)
+        hit = cache_status(response.headers) == Outcome.HIT
+        if (response.status_code == HTTPStatus.TEMPORARY_REDIRECT and hit) or (
+            time.monotonic() > deadline
+        ):
+            return response
+        time.sleep(0.1)
+
+
+SIGNED_URL_TTL = STACK.functions()[0].environment["SIGNED_URL_TTL_SECONDS"]
+
+
+class _Shared:
+    """One stack per test process, shared by the integration and e2e suites."""
+
+    process: subprocess.Popen[bytes] | None = None
+    stack: RunningStack | None = None
+    users = 0
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    """The running local stack (API base URL, emulator environment)."""
+    if _Shared.users == 0:
+        _Shared.process, _Shared.stack = start_stack(tmp_path_factory.mktemp("local-stack"))
+    _Shared.users += 1
+    assert _Shared.stack is not None
+    try:
+        yield _Shared.stack
+    finally:
+        _Shared.users -= 1
+        if _Shared.users == 0 and _Shared.process is not None:
+            stop_stack(_Shared.process)
+            if _Shared.stack is not None:
+                assert_no_key_logged(_Shared.stack.log, USED_KEYS)
 
 
 @pytest.fixture
@@ -203,21 +234,3 @@ def make_key(stack_aws: RunningStack) -> Callable[..., tuple[str, str]]:
         return create_stack_key(stack_aws, hourly_limit=hourly_limit, scope=scope)
 
     return make_key
-
-
-def wait_for_hit(
-    http: requests.Session, url: str, key: str, *, timeout: float = 15.0
-) -> requests.Response:
-    """Ask until the answer is a 307 HIT: the recorder has handled the upload's S3 event."""
-    deadline = time.monotonic() + timeout
-    while True:
-        response = http.get(url, headers={"X-Api-Key": key}, allow_redirects=False, timeout=30)
-        hit = cache_status(response.headers) == Outcome.HIT
-        if (response.status_code == HTTPStatus.TEMPORARY_REDIRECT and hit) or (
-            time.monotonic() > deadline
-        ):
-            return response
-        time.sleep(0.1)
-
-
-SIGNED_URL_TTL = STACK.functions()[0].environment["SIGNED_URL_TTL_SECONDS"]
