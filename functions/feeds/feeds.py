@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from http import HTTPStatus
 
 from aws_lambda_powertools.event_handler import Response
@@ -10,6 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from offload.auth import SCOPE_FEEDS, ClientCache
 from offload.feeds import REGISTRY
+from offload.feeds.delivery import LINK_MEDIA_TYPE
 from offload.feeds.service import FeedAnswer, FeedService
 from offload.http import add_answer_headers, api_resolver, authenticate_request
 from offload.observability import logger, metrics, tracer
@@ -27,8 +29,15 @@ app = api_resolver(runtime.settings)
 def get_feed(file: str) -> Response:
     client = authenticate_request(app, SCOPE_FEEDS, clients)
     logger.append_keys(client_id=client.client_id)
-    query = app.current_event.raw_query_string or ""
-    return _response(service.handle(file, query, client, metered=_rate_headers))
+    event = app.current_event
+    answer = service.handle(
+        file,
+        event.raw_query_string or "",
+        client,
+        headers=event.headers or {},
+        metered=_rate_headers,
+    )
+    return _response(answer)
 
 
 def _rate_headers(status: RateStatus) -> None:
@@ -37,6 +46,13 @@ def _rate_headers(status: RateStatus) -> None:
 
 def _response(answer: FeedAnswer) -> Response:
     headers = {"Cache-Status": answer.outcome.cache_status, "Cache-Control": "private, no-store"}
+    if answer.etag is not None:
+        headers["ETag"] = answer.etag
+    if answer.not_modified:
+        return Response(HTTPStatus.NOT_MODIFIED, headers=headers, body=None)
+    if answer.link is not None:
+        document = json.dumps(answer.link.document())
+        return Response(HTTPStatus.OK, content_type=LINK_MEDIA_TYPE, body=document, headers=headers)
     if answer.location is not None:
         headers["Location"] = answer.location
         return Response(HTTPStatus.TEMPORARY_REDIRECT, headers=headers, body="")

@@ -92,6 +92,9 @@ def test_signed_url_is_sigv4_for_the_exact_key_and_carries_no_api_key(local_stac
         "x-amz-signedheaders",
         "x-amz-signature",
         "x-amz-security-token",
+        # How to save the file: the feed's name and the generation's day, and its type.
+        "response-content-disposition",
+        "response-content-type",
     }
 
 

@@ -12,11 +12,16 @@ from offload.models import CacheEntry
 FEED = Feed(name="probe", formats={"json": "application/json"}, generate=bytes, max_age_seconds=60)
 KEY = "files/probe/c/0123456789abcdef0123456789abcdef/0001800000000000000-aaaaaaaa.json"
 GENERATED = 1_800_000_000.0
+SIZE = 1234
 
 
 def entry() -> CacheEntry:
     return CacheEntry(
-        CacheEntry.key_for("c"), CacheEntry.SORT, object_key=KEY, generated_at=GENERATED
+        CacheEntry.key_for("c"),
+        CacheEntry.SORT,
+        object_key=KEY,
+        generated_at=GENERATED,
+        size=SIZE,
     )
 
 
@@ -24,7 +29,7 @@ def entry() -> CacheEntry:
     ("stored", "exists", "coverage", "age", "expected"),
     [
         pytest.param(None, False, Coverage(), 0, Rebuild(), id="nothing recorded"),
-        pytest.param(entry(), True, Coverage(), 59, Hit(KEY), id="young enough"),
+        pytest.param(entry(), True, Coverage(), 59, Hit(KEY, SIZE), id="young enough"),
         pytest.param(entry(), True, Coverage(), 60, Rebuild(KEY, KEY), id="as old as max age"),
         pytest.param(entry(), False, Coverage(), 1, Rebuild(None, KEY), id="object deleted"),
         pytest.param(
@@ -37,7 +42,12 @@ def entry() -> CacheEntry:
             entry(), True, Coverage(hard_at=GENERATED), 5, Rebuild(None, KEY), id="hard at start"
         ),
         pytest.param(
-            entry(), True, Coverage(GENERATED - 1, GENERATED - 1), 5, Hit(KEY), id="both before"
+            entry(),
+            True,
+            Coverage(GENERATED - 1, GENERATED - 1),
+            5,
+            Hit(KEY, SIZE),
+            id="both before",
         ),
         pytest.param(
             entry(), True, Coverage(hard_at=GENERATED + 1), 600, Rebuild(None, KEY), id="hard, old"

@@ -11,6 +11,7 @@ from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from offload.auth import SCOPES
 from offload.feeds import REGISTRY
+from offload.feeds.delivery import LINK_MEDIA_TYPE, REDIRECT_QUERY
 from tests.support import ROOT, STACK
 
 DOCUMENT_PATH = ROOT / "openapi.yaml"
@@ -64,10 +65,10 @@ def test_feed_files_and_parameters_are_the_registered_feeds(document):
     files = {f"{feed.name}.{extension}" for feed in feeds for extension in feed.formats}
     assert set(parameter(operation, "file")["schema"]["enum"]) == files
     media_types = {media_type for feed in feeds for media_type in feed.formats.values()}
-    assert set(operation["responses"]["200"]["content"]) == media_types
+    assert set(operation["responses"]["200"]["content"]) == media_types | {LINK_MEDIA_TYPE}
     declared = {p.name: p for feed in feeds for p in feed.parameters}
     query = {p["name"] for p in operation["parameters"] if p["in"] == "query"}
-    assert query == set(declared)
+    assert query == set(declared) | {REDIRECT_QUERY}
     for name, declaration in declared.items():
         values = set(parameter(operation, name)["schema"]["enum"])
         assert all(declaration.pattern.fullmatch(value) for value in values), name

@@ -13,6 +13,7 @@ from urllib.parse import quote
 from botocore.signers import CloudFrontSigner
 
 from offload.config import ConfigurationError, Settings
+from offload.storage import Download
 
 
 class UrlSigner(Protocol):
@@ -21,7 +22,7 @@ class UrlSigner(Protocol):
     @property
     def ttl(self) -> int: ...
 
-    def sign(self, object_key: str) -> str: ...
+    def sign(self, object_key: str, download: Download | None = None) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,12 +33,13 @@ class S3UrlSigner:
     bucket: str
     ttl: int
 
-    def sign(self, object_key: str) -> str:
-        return self.s3.generate_presigned_url(
-            "get_object",
-            Params={"Bucket": self.bucket, "Key": object_key},
-            ExpiresIn=self.ttl,
-        )
+    def sign(self, object_key: str, download: Download | None = None) -> str:
+        params = {"Bucket": self.bucket, "Key": object_key}
+        if download is not None:
+            # Signed into the URL: S3 answers with these headers (response-content-*).
+            params["ResponseContentDisposition"] = download.disposition
+            params["ResponseContentType"] = download.content_type
+        return self.s3.generate_presigned_url("get_object", Params=params, ExpiresIn=self.ttl)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +77,9 @@ class CloudFrontUrlSigner:
         domain = material.domain.removeprefix("https://").rstrip("/")
         return domain, CloudFrontSigner(self.key_id, rsa_sign)
 
-    def sign(self, object_key: str) -> str:
+    def sign(self, object_key: str, download: Download | None = None) -> str:
+        # CloudFront passes no response-content-* overrides to the bucket: the object's own
+        # Content-Type and Content-Disposition, set at upload, say the same.
         domain, signer = self._loaded
         expires = datetime.fromtimestamp(time.time() + self.ttl, tz=UTC)
         url = f"https://{domain}/{quote(object_key)}"

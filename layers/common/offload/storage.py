@@ -44,6 +44,22 @@ def head(s3: Any, bucket: str, key: str) -> StoredObject | None:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Download:
+    """How a client saves a file: its name and media type, as GitHub's asset links say them."""
+
+    filename: str
+    content_type: str
+
+    @classmethod
+    def of(cls, generation: Generation, content_type: str) -> Download:
+        return cls(generation.filename, content_type)
+
+    @property
+    def disposition(self) -> str:
+        return f'attachment; filename="{self.filename}"'
+
+
 def upload(s3: Any, bucket: str, generation: Generation, data: bytes, *, content_type: str) -> None:
     """Store one generation; its key is new, so nothing is ever overwritten."""
     s3.put_object(
@@ -51,6 +67,8 @@ def upload(s3: Any, bucket: str, generation: Generation, data: bytes, *, content
         Key=generation.object_key,
         Body=data,
         ContentType=content_type,
+        # Also what a CDN serves the file with; S3 presigned URLs say it again (signing).
+        ContentDisposition=Download.of(generation, content_type).disposition,
         # Objects are immutable: a CDN in front of the bucket may keep them forever.
         CacheControl="private, max-age=31536000, immutable",
     )

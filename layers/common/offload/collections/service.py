@@ -10,9 +10,10 @@ from typing import Any
 
 from offload.collections.base import Collection, CollectionRef
 from offload.collections.entities import EntityStore
-from offload.collections.store import CollectionStore, entity_tag
+from offload.collections.store import CollectionStore
 from offload.config import Settings
 from offload.errors import InvalidRequest
+from offload.etags import entity_tag, matches_any
 from offload.http import NO_STORE
 from offload.runtime import Runtime
 
@@ -50,14 +51,6 @@ class CachePolicy:
             redirect=f"public, max-age={settings.redirect_max_age}",
             unfinished=f"public, max-age={settings.unfinished_max_age}",
         )
-
-
-def matches_any(if_none_match: str | None, etag: str) -> bool:
-    """Whether `If-None-Match` names `etag` (weak comparison, as RFC 9110 says) or is `*`."""
-    if not if_none_match:
-        return False
-    tags = [tag.strip() for tag in if_none_match.split(",")]
-    return "*" in tags or any(tag.removeprefix("W/") == etag for tag in tags)
 
 
 class CollectionService:

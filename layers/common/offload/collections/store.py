@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import time
@@ -24,6 +23,7 @@ from offload.collections.models import (
 )
 from offload.config import Settings
 from offload.errors import DependencyUnavailable, NotFound
+from offload.etags import entity_tag
 from offload.models import cause_code, connection_options
 from offload.observability import logger
 
@@ -40,11 +40,6 @@ CHUNK_BYTES = 350_000
 MAX_ATTEMPTS = 40
 BACKOFF_BASE_SECONDS = 0.01
 BACKOFF_CAP_SECONDS = 0.25
-
-
-def entity_tag(body: bytes) -> str:
-    """A strong ETag: the quoted SHA-256 of the exact bytes answered."""
-    return f'"{hashlib.sha256(body).hexdigest()}"'
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,10 +10,13 @@ from urllib.parse import parse_qsl, urlencode
 from offload.auth import KEY_QUERY
 from offload.errors import InvalidRequest, NotFound
 from offload.feeds.base import Feed
+from offload.feeds.delivery import REDIRECT_QUERY
 from offload.feeds.registry import FeedRegistry
 
 FILE_PATTERN = re.compile(r"(?P<feed>[a-z0-9][a-z0-9_-]{0,62})\.(?P<format>[a-z0-9]{1,10})")
 MAX_VALUE_LENGTH = 200
+# Query parameters about the request, not the file: never in the cache key.
+DELIVERY_QUERY = frozenset({KEY_QUERY, REDIRECT_QUERY})
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +59,7 @@ def parse_feed_request(
         )
     params: dict[str, str] = {}
     for name, raw in parse_qsl(raw_query, keep_blank_values=True, strict_parsing=False):
-        if name == KEY_QUERY:
+        if name in DELIVERY_QUERY:
             continue
         declared = feed.parameter(name)
         if declared is None:

@@ -14,6 +14,7 @@ class Hit:
     """The recorded file is fresh: redirect to it."""
 
     object_key: str
+    size: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,5 +37,5 @@ def decide(
         return Rebuild()
     state = judge(entry, exists=exists, coverage=coverage, max_age=feed.max_age_seconds, now=now)
     if state is State.FRESH:
-        return Hit(entry.object_key)
+        return Hit(entry.object_key, int(entry.size))
     return Rebuild(stale=entry.object_key if state is State.STALE else None, seen=entry.object_key)

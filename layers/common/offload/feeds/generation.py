@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -15,8 +16,8 @@ OBJECT_PREFIX = "files"
 # Microseconds since the epoch, then randomness: sortable by start, unique across concurrency.
 _ID = re.compile(r"(?P<started_us>[0-9]{16})-[0-9a-f]{8}")
 OBJECT_KEY = re.compile(
-    rf"{OBJECT_PREFIX}/[a-z0-9_-]+/[A-Za-z0-9_.-]+/(?P<cache_id>[0-9a-f]{{32}})/"
-    rf"(?P<id>{_ID.pattern})\.[a-z0-9]{{1,10}}"
+    rf"{OBJECT_PREFIX}/(?P<feed>[a-z0-9_-]+)/[A-Za-z0-9_.-]+/(?P<cache_id>[0-9a-f]{{32}})/"
+    rf"(?P<id>{_ID.pattern})\.(?P<format>[a-z0-9]{{1,10}})"
 )
 
 
@@ -53,6 +54,20 @@ class Generation:
     def owner(self) -> str:
         """Who holds the rebuild lock while this generation runs."""
         return self.id
+
+    @property
+    def etag(self) -> str:
+        """The strong entity tag of the file: it names the generation, so it never repeats."""
+        return f'"{self.id}"'
+
+    @property
+    def filename(self) -> str:
+        """What a download is saved as: `catalog-2026-11-24.json`, by the generation's day."""
+        match = OBJECT_KEY.fullmatch(self.object_key)
+        if match is None:
+            raise ValueError(f"not a generated object: {self.object_key!r}")
+        day = datetime.fromtimestamp(self.started_at, tz=UTC).date().isoformat()
+        return f"{match['feed']}-{day}.{match['format']}"
 
     @property
     def started_at(self) -> float:

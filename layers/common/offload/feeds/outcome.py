@@ -36,6 +36,8 @@ class Served:
     outcome: Outcome
     object_key: str | None = None
     body: bytes | None = None
+    # The file's size where known without another request.
+    size: int | None = None
 
     def __post_init__(self) -> None:
         if self.object_key is None and self.body is None:

@@ -39,8 +39,19 @@ class Rebuilder:
         self._exists = exists
         self._clock = clock
 
-    def rebuild(self, request: FeedRequest, coverage: freshness.Coverage, plan: Rebuild) -> Served:
-        """The lock's owner generates; others answer stale, wait for it, or (late) go alone."""
+    def rebuild(
+        self,
+        request: FeedRequest,
+        coverage: freshness.Coverage,
+        plan: Rebuild,
+        *,
+        inline: bool = True,
+    ) -> Served:
+        """The lock's owner generates; others answer stale, wait for it, or (late) go alone.
+
+        `inline`: a file small enough may be answered as bytes; without it, every answer
+        is a stored object (a client asking for a link needs a URL).
+        """
         now = self._clock()
         generation = Generation.start(request, now)
         taken = locks.acquire(
@@ -55,7 +66,7 @@ class Rebuilder:
                 locks.release(generation)
                 metrics.add_metric(name="Hits", unit=MetricUnit.Count, value=1)
                 return Served(Outcome.HIT, recorded)
-            return self._generate_as_owner(request, generation, plan.stale)
+            return self._generate_as_owner(request, generation, plan.stale, inline)
         if plan.stale:
             metrics.add_metric(name="Stale", unit=MetricUnit.Count, value=1)
             return Served(Outcome.STALE, plan.stale)
@@ -65,10 +76,10 @@ class Rebuilder:
         # The owner is slow: answer from a private generation rather than not at all.
         logger.info("lock wait ran out; generating without the lock")
         data = generate(request)
-        if len(data) <= self._settings.inline_limit_bytes:
+        if inline and len(data) <= self._settings.inline_limit_bytes:
             metrics.add_metric(name="Misses", unit=MetricUnit.Count, value=1)
             return Served(Outcome.PRIVATE, body=data)
-        return self._store(request, generation, data)
+        return self._store(request, generation, data, inline)
 
     def _recorded_since(
         self, request: FeedRequest, coverage: freshness.Coverage, seen: str | None
@@ -92,10 +103,10 @@ class Rebuilder:
         return decision.object_key if isinstance(decision, Hit) else None
 
     def _generate_as_owner(
-        self, request: FeedRequest, generation: Generation, stale: str | None
+        self, request: FeedRequest, generation: Generation, stale: str | None, inline: bool
     ) -> Served:
         try:
-            return self._store(request, generation, generate(request))
+            return self._store(request, generation, generate(request), inline)
         except Exception:
             # The recorder releases the lock once the upload lands; on failure, we do. If
             # that fails too, its lease frees it: the generation's own error is the news.
@@ -109,13 +120,17 @@ class Rebuilder:
                 return Served(Outcome.STALE_ON_ERROR, stale)
             raise
 
-    def _store(self, request: FeedRequest, generation: Generation, data: bytes) -> Served:
+    def _store(
+        self, request: FeedRequest, generation: Generation, data: bytes, inline: bool
+    ) -> Served:
         storage.upload(
             self._runtime.s3, self._bucket, generation, data, content_type=request.content_type
         )
         metrics.add_metric(name="Misses", unit=MetricUnit.Count, value=1)
-        inline = data if len(data) <= self._settings.inline_limit_bytes else None
-        return Served(Outcome.STORED, generation.object_key, body=inline)
+        small = inline and len(data) <= self._settings.inline_limit_bytes
+        return Served(
+            Outcome.STORED, generation.object_key, body=data if small else None, size=len(data)
+        )
 
     def _wait_for(self, object_key: str, request: FeedRequest) -> bool:
         """Poll for the lock owner's upload for a bounded time."""

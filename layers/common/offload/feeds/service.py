@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
@@ -13,15 +14,19 @@ from offload import freshness, storage
 from offload.auth import Client
 from offload.config import BUCKET_NAME, ConfigurationError
 from offload.errors import OffloadError
+from offload.etags import matches_any
 from offload.feeds.base import check_timing
 from offload.feeds.cachekey import FeedRequest, parse_feed_request
 from offload.feeds.decision import Hit, decide
+from offload.feeds.delivery import Delivery
+from offload.feeds.generation import Generation
 from offload.feeds.outcome import Outcome, Served
 from offload.feeds.rebuild import Rebuilder
 from offload.feeds.registry import REGISTRY, FeedRegistry
 from offload.observability import logger, metrics
 from offload.ratelimit import RateStatus, consume
 from offload.runtime import Runtime
+from offload.storage import Download
 
 # Cache keys whose last object a container remembers for the speculative HEAD.
 MAX_REMEMBERED = 10_000
@@ -31,12 +36,38 @@ Metered = Callable[[RateStatus], None]
 
 @dataclass(frozen=True, slots=True)
 class FeedAnswer:
-    """Either a redirect to `location` or the generated `body` inline."""
+    """A redirect to `location`, or the generated `body` inline, or `not_modified` (the
+    client holds the current file); with `link`, the URL is the answer's body instead."""
 
     outcome: Outcome
     content_type: str
     location: str | None = None
     body: bytes | None = None
+    etag: str | None = None
+    not_modified: bool = False
+    link: Link | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """Where and until when the file can be fetched, for clients that do not follow a 307."""
+
+    url: str
+    expires_at: float
+    etag: str
+    size: int
+    content_type: str
+
+    def document(self) -> dict[str, str | int]:
+        """The link as JSON: `expires_at` in ISO 8601 UTC."""
+        expires_at = datetime.fromtimestamp(self.expires_at, tz=UTC).isoformat(timespec="seconds")
+        return {
+            "url": self.url,
+            "expires_at": expires_at,
+            "etag": self.etag,
+            "size": self.size,
+            "content_type": self.content_type,
+        }
 
 
 class FeedService:
@@ -62,22 +93,40 @@ class FeedService:
         # a warm hit costs one parallel round of AWS calls.
         self._known: dict[str, str] = {}
 
-    def handle(self, file: str, raw_query: str, client: Client, *, metered: Metered) -> FeedAnswer:
+    def handle(
+        self,
+        file: str,
+        raw_query: str,
+        client: Client,
+        *,
+        headers: Mapping[str, str] | None = None,
+        metered: Metered,
+    ) -> FeedAnswer:
         """Validate `/feeds/{file}?{raw_query}` and serve it; invalid requests count too.
 
+        `headers` (lower-case names) say how to deliver (`Accept`, `If-None-Match`).
         `metered` hears the client's rate status as soon as the request is counted, so
         that every answer, error or not, can carry it.
         """
         try:
+            delivery = Delivery.of(headers or {}, raw_query)
             request = parse_feed_request(file, raw_query, client.client_id, self._registry)
         except OffloadError:
             # Metered like anything else, so junk cannot be sent for free.
             metered(self._count(client))
             raise
-        return self.serve(request, client, metered=metered)
+        return self.serve(request, client, delivery=delivery, metered=metered)
 
-    def serve(self, request: FeedRequest, client: Client, *, metered: Metered) -> FeedAnswer:
+    def serve(
+        self,
+        request: FeedRequest,
+        client: Client,
+        *,
+        delivery: Delivery | None = None,
+        metered: Metered,
+    ) -> FeedAnswer:
         """Answer a validated request for an authenticated client; counts it against the limit."""
+        delivery = delivery or Delivery()
         pool = self._runtime.pool
         guess = self._known.get(request.cache_id)
         rate = pool.submit(self._count, client)
@@ -97,20 +146,42 @@ class FeedService:
         )
         if isinstance(decision, Hit):
             metrics.add_metric(name="Hits", unit=MetricUnit.Count, value=1)
-            served = Served(Outcome.HIT, decision.object_key)
+            served = Served(Outcome.HIT, decision.object_key, size=decision.size)
         else:
             if decision.stale:
                 self._remember(request.cache_id, decision.stale)
-            served = self._rebuilder.rebuild(request, coverage, decision)
+            served = self._rebuilder.rebuild(request, coverage, decision, inline=not delivery.link)
         if served.object_key is not None:
             self._remember(request.cache_id, served.object_key)
-        return self._answer(request, served)
+        return self._answer(request, served, delivery)
 
-    def _answer(self, request: FeedRequest, served: Served) -> FeedAnswer:
-        if served.body is None and served.object_key is not None:
-            location = self._signer.sign(served.object_key)
-            return FeedAnswer(served.outcome, request.content_type, location=location)
-        return FeedAnswer(served.outcome, request.content_type, body=served.body or b"")
+    def _answer(self, request: FeedRequest, served: Served, delivery: Delivery) -> FeedAnswer:
+        answer = FeedAnswer(served.outcome, request.content_type)
+        generation = Generation.of_object(served.object_key) if served.object_key else None
+        if generation is None:  # a private copy, never stored: nothing to name or link to
+            return replace(answer, body=served.body or b"")
+        answer = replace(answer, etag=generation.etag)
+        if served.outcome is Outcome.HIT and matches_any(delivery.if_none_match, generation.etag):
+            return replace(answer, not_modified=True)
+        if served.body is not None:
+            return replace(answer, body=served.body)
+        url = self._signer.sign(
+            generation.object_key, Download.of(generation, request.content_type)
+        )
+        if not delivery.link:
+            return replace(answer, location=url)
+        size = served.size
+        if size is None:  # waited for another's upload: only a HEAD knows its size
+            stored = storage.head(self._runtime.s3, self._bucket, generation.object_key)
+            size = stored.size if stored is not None else 0
+        link = Link(
+            url=url,
+            expires_at=self._clock() + self._signer.ttl,
+            etag=generation.etag,
+            size=size,
+            content_type=request.content_type,
+        )
+        return replace(answer, link=link)
 
     def _count(self, client: Client) -> RateStatus:
         window = self._runtime.settings.rate_limit_window

@@ -1,0 +1,127 @@
+"""Delivery: entity tags and 304s, links instead of redirects, download names in signed URLs."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from http import HTTPStatus
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+
+from offload.feeds.delivery import LINK_MEDIA_TYPE
+from offload.feeds.generation import Generation
+from offload.feeds.outcome import Outcome
+from tests.support import BUCKET_NAME, cache_status, problem_of
+from tests.support.feeds import download
+
+PROBE = "/feeds/probe.json"
+
+
+@pytest.fixture
+def recorded(call_feed, make_key, probe, deliver_s3_events) -> tuple[str, dict]:
+    """A client whose probe file is generated and recorded; its key and the 307 of a hit."""
+    key, _ = make_key()
+    call_feed(PROBE, key=key)
+    deliver_s3_events()
+    hit = call_feed(PROBE, key=key)
+    assert hit["statusCode"] == HTTPStatus.TEMPORARY_REDIRECT
+    return key, hit
+
+
+def generation_of(url: str) -> Generation:
+    # Virtual-hosted or path-style: the key is the path, after the bucket if it is there.
+    path = urlsplit(url).path
+    generation = Generation.of_object(path.lstrip("/").removeprefix(f"{BUCKET_NAME}/"))
+    assert generation is not None, path
+    return generation
+
+
+def test_every_stored_answer_names_its_generation_in_a_strong_etag(
+    call_feed, make_key, probe, deliver_s3_events
+):
+    key, _ = make_key()
+    stored = call_feed(PROBE, key=key)
+    deliver_s3_events()
+    hit = call_feed(PROBE, key=key)
+    # The inline answer and the later redirect name the same generation, unquoted nowhere
+    assert stored["headers"]["ETag"] == hit["headers"]["ETag"]
+    assert hit["headers"]["ETag"] == generation_of(hit["headers"]["Location"]).etag
+    assert not hit["headers"]["ETag"].startswith("W/")
+
+
+def test_the_current_etag_is_a_304_without_a_redirect_and_still_counts(call_feed, recorded):
+    key, hit = recorded
+    # WHEN the client asks again naming the file it has
+    response = call_feed(PROBE, key=key, headers={"if-none-match": hit["headers"]["ETag"]})
+    # THEN nothing to download: no Location, no body; and the request was counted
+    assert response["statusCode"] == HTTPStatus.NOT_MODIFIED
+    assert "Location" not in response["headers"]
+    assert not response.get("body")
+    assert response["headers"]["ETag"] == hit["headers"]["ETag"]
+    assert cache_status(response["headers"]) == Outcome.HIT
+    remaining = int(hit["headers"]["RateLimit-Remaining"])
+    assert int(response["headers"]["RateLimit-Remaining"]) == remaining - 1
+
+
+def test_an_older_etag_gets_the_current_file(call_feed, recorded):
+    key, hit = recorded
+    response = call_feed(PROBE, key=key, headers={"if-none-match": '"0000000000000000-aaaaaaaa"'})
+    assert response["statusCode"] == HTTPStatus.TEMPORARY_REDIRECT
+    assert response["headers"]["ETag"] == hit["headers"]["ETag"]
+
+
+@pytest.mark.parametrize(
+    "ask",
+    [
+        pytest.param({"headers": {"accept": f"{LINK_MEDIA_TYPE}, */*;q=0.1"}}, id="accept"),
+        pytest.param({"query": "redirect=false"}, id="query"),
+    ],
+)
+def test_a_link_is_the_signed_url_as_json_for_clients_that_do_not_follow(call_feed, recorded, ask):
+    key, hit = recorded
+    response = call_feed(PROBE, key=key, **ask)
+    assert response["statusCode"] == HTTPStatus.OK
+    assert response["headers"]["Content-Type"] == LINK_MEDIA_TYPE
+    assert response["headers"]["Cache-Control"] == "private, no-store"
+    assert "Location" not in response["headers"]
+    link = json.loads(response["body"])
+    assert set(link) == {"url", "expires_at", "etag", "size", "content_type"}
+    body = download(link["url"])
+    assert (link["etag"], link["size"], link["content_type"]) == (
+        hit["headers"]["ETag"],
+        len(body),
+        "application/json",
+    )
+    assert datetime.fromisoformat(link["expires_at"]).timestamp() > 0
+
+
+def test_a_link_for_a_cold_key_is_stored_not_inline(call_feed, make_key, probe):
+    key, _ = make_key()
+    response = call_feed(PROBE, key=key, query="redirect=false")
+    assert response["statusCode"] == HTTPStatus.OK
+    assert cache_status(response["headers"]) == Outcome.STORED
+    link = json.loads(response["body"])
+    assert download(link["url"]) == b'{"feed": "probe", "generation": 1}'
+
+
+def test_a_redirect_option_other_than_true_or_false_is_a_counted_400(call_feed, make_key, probe):
+    key, _ = make_key()
+    response = call_feed(PROBE, key=key, query="redirect=maybe")
+    assert response["statusCode"] == HTTPStatus.BAD_REQUEST
+    assert problem_of(response)["status"] == HTTPStatus.BAD_REQUEST
+    assert response["headers"]["RateLimit-Remaining"] == "999"
+
+
+def test_the_signed_url_says_how_to_save_the_file(recorded):
+    _, hit = recorded
+    url = hit["headers"]["Location"]
+    generation = generation_of(url)
+    query = parse_qs(urlsplit(url).query)
+    disposition = f'attachment; filename="{generation.filename}"'
+    assert query["response-content-disposition"] == [disposition]
+    assert query["response-content-type"] == ["application/json"]
+    assert generation.filename.startswith("probe-") and generation.filename.endswith(".json")
+    answered = requests.get(url, timeout=10)
+    assert answered.headers["Content-Disposition"] == disposition
