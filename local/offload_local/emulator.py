@@ -16,6 +16,7 @@ from moto.core.model_instances import reset_model_data
 from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 
 from offload_local.isolation import serialise_dynamodb
+from offload_local.presigned import PresignedUrls
 from offload_local.s3events import ObjectChange, S3EventSource
 from offload_local.servers import QuietRequestHandler, Server
 from offload_local.template import Stack
@@ -61,7 +62,8 @@ class Emulator:
     ) -> None:
         self.stack = stack
         app: Any = DomainDispatcherApplication(create_backend_app)
-        self._app = S3EventSource(_forgetting_models(app), on_change, lookup=_stored_object)
+        events = S3EventSource(_forgetting_models(app), on_change, lookup=_stored_object)
+        self._app = PresignedUrls(events, region=stack.region)
         self._server = self._serve_on(port)
         self._outage = threading.Lock()
 
