@@ -15,6 +15,7 @@ Prints medians and ratios:
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import statistics
@@ -73,12 +74,15 @@ def main() -> None:
 
     from offload import auth
     from offload.feeds import REGISTRY
-    from offload.feeds.base import GenerationRequest
+    from offload.feeds.base import Feed, GenerationRequest
     from offload.feeds.catalog import product_records, seed_products
+    from offload.feeds.generation import Generation
     from offload.feeds.outcome import Outcome
     from offload.feeds.service import FeedAnswer, FeedService
+    from offload.observability import metrics
     from offload.recorder import record_created
     from offload.runtime import get_runtime
+    from offload.storage import GZIP_LEVEL
     from offload_local.template import Stack, load
 
     with mock_aws():
@@ -96,11 +100,24 @@ def main() -> None:
         catalog = REGISTRY.get("catalog")
         assert catalog is not None
         sizes = {}
+        files: dict[str, bytes] = {}
         for fmt in ("json", "xml"):
             job = GenerationRequest("catalog", fmt, "bench", {})
             samples = timed(lambda job=job: catalog.generate(job), 5)
-            sizes[fmt] = len(catalog.generate(job))
+            data = catalog.generate(job)
+            sizes[fmt] = len(data)
             print(f"  {fmt:<5} {sizes[fmt] / 1e6:5.2f} MB  {median_ms(samples):8.1f} ms")
+            files[fmt] = data
+
+        print("\nbytes a client that accepts gzip downloads (the stored gzip copy):")
+        for fmt, data in files.items():
+            encoded = gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
+            compress = timed(lambda data=data: gzip.compress(data, GZIP_LEVEL, mtime=0), 5)
+            print(
+                f"  {fmt:<5} {len(data):>11,d} B -> {len(encoded):>9,d} B  "
+                f"{1 - len(encoded) / len(data):6.1%} saved  "
+                f"({median_ms(compress):5.1f} ms to compress)"
+            )
 
         def serve(service: FeedService) -> FeedAnswer:
             # The rate status goes to the HTTP layer in a function; here nobody needs it.
@@ -108,12 +125,10 @@ def main() -> None:
 
         service = FeedService(runtime)
         first = serve(service)
-        [stored] = [
-            item["Key"]
-            for item in boto3.client("s3").list_objects_v2(
-                Bucket=ENVIRONMENT["BUCKET_NAME"], Prefix="files/"
-            )["Contents"]
-        ]
+        listed = boto3.client("s3").list_objects_v2(
+            Bucket=ENVIRONMENT["BUCKET_NAME"], Prefix="files/"
+        )["Contents"]
+        [stored] = [item["Key"] for item in listed if Generation.of_object(item["Key"])]
         record_created(runtime.s3, ENVIRONMENT["BUCKET_NAME"], stored)
 
         warm = timed(lambda: serve(service), args.requests)
@@ -131,6 +146,28 @@ def main() -> None:
         print(f"  redirect (307 + signed URL)        {redirect_bytes:>9,d} B")
         print(f"  proxy (file in the response)       {proxied:>9,d} B")
         print(f"  ratio proxy / redirect             {proxied / redirect_bytes:>9,.0f}x")
+
+        print("\ngenerations for 100 clients asking once each (uploads recorded as they land):")
+        bucket = ENVIRONMENT["BUCKET_NAME"]
+        for shared in (False, True):
+            name = "bench-shared" if shared else "bench-own"
+            calls: list[GenerationRequest] = []
+
+            def generate(job: GenerationRequest, calls: list[GenerationRequest] = calls) -> bytes:
+                calls.append(job)
+                return b"{}"
+
+            REGISTRY.register(Feed(name, {"json": "application/json"}, generate, shared=shared))
+            service = FeedService(runtime)
+            for number in range(100):
+                asker = auth.Client(f"client-{number}", frozenset({auth.SCOPE_FEEDS}), 10**9)
+                service.handle(f"{name}.json", "", asker, metered=lambda status: None)
+                metrics.clear_metrics()  # as a handler's flush would
+                uploads = boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix=f"files/{name}/")
+                for item in uploads.get("Contents", []):
+                    record_created(runtime.s3, bucket, item["Key"])
+            kind = "shared feed" if shared else "per-client feed"
+            print(f"  {kind:<16} {len(calls):>4} generations")
 
 
 if __name__ == "__main__":

@@ -54,7 +54,9 @@ def test_curl_polling_with_the_etag_downloads_nothing_when_nothing_changed(hit: 
 
 def test_httpx_without_redirects_takes_a_link_and_fetches_it_itself(hit: Served):
     with httpx.Client(trust_env=False, follow_redirects=False, timeout=60) as client:
-        answer = client.get(hit.url, headers={"X-Api-Key": hit.key, "Accept": LINK})
+        # identity: the link is to the plain file, whose size is the body's
+        headers = {"X-Api-Key": hit.key, "Accept": LINK, "Accept-Encoding": "identity"}
+        answer = client.get(hit.url, headers=headers)
         assert answer.status_code == 200
         assert answer.headers["Content-Type"] == LINK
         link = answer.json()
@@ -78,3 +80,27 @@ def test_curl_saves_the_file_under_the_name_the_signed_url_gives(hit: Served, tm
     feed, _, extension = hit.url.rsplit("/", 1)[1].partition("?")[0].partition(".")
     assert saved.name.startswith(f"{feed}-") and saved.name.endswith(f".{extension}")
     assert saved.read_bytes() == hit.body
+
+
+def test_curl_resumes_a_cut_download_with_a_range(hit: Served, tmp_path: Path):
+    # GIVEN a download cut off after its first third
+    part = tmp_path / "catalog"
+    part.write_bytes(hit.body[: len(hit.body) // 3])
+    # WHEN curl resumes it (-C -: a Range from the bytes it has), following the redirect
+    written = curl(
+        "--location",
+        "--continue-at",
+        "-",
+        "--header",
+        f"X-Api-Key: {hit.key}",
+        "--output",
+        str(part),
+        "--write-out",
+        "%{http_code} %{size_download}",
+        hit.url,
+    )
+    # THEN the storage URL sent only the rest (206), and the file is whole
+    status, downloaded = written.split()
+    assert status == "206"
+    assert int(downloaded) == len(hit.body) - len(hit.body) // 3
+    assert part.read_bytes() == hit.body

@@ -14,14 +14,13 @@ from datetime import datetime
 from http import HTTPStatus
 from urllib.parse import unquote, urlsplit
 
-import boto3
 import httpx
 import pytest
 
 from offload import auth
 from offload.feeds.generation import Generation
 from offload.feeds.outcome import Outcome
-from tests.support import BUCKET_NAME, cache_status, match
+from tests.support import BUCKET_NAME, cache_status, match, stored_generations
 
 SERVED = {HTTPStatus.OK, HTTPStatus.TEMPORARY_REDIRECT}
 
@@ -48,17 +47,15 @@ def all_at_once(calls: list[Callable[[], httpx.Response]]) -> list[httpx.Respons
 
 def stored_objects(client_id: str) -> list[str]:
     """What is in the stack's bucket for one client's catalog: generations, counted."""
-    listed = boto3.client("s3").list_objects_v2(
-        Bucket=BUCKET_NAME, Prefix=f"files/catalog/{client_id}/"
-    )
-    return [item["Key"] for item in listed.get("Contents", [])]
+    return stored_generations(f"files/catalog/{client_id}/")
 
 
 def served_generation(response: httpx.Response) -> Generation:
     """The generation a redirect sends the client to, from the signed URL's path."""
-    path = unquote(urlsplit(response.headers["Location"]).path)
-    generation = Generation.of_object(path.removeprefix(f"/{BUCKET_NAME}/"))
-    assert generation is not None, path
+    key = unquote(urlsplit(response.headers["Location"]).path).removeprefix(f"/{BUCKET_NAME}/")
+    # httpx accepts gzip, so most redirects are to a generation's gzip copy
+    generation = Generation.of_object(key) or Generation.of_gzip_copy(key)
+    assert generation is not None, key
     return generation
 
 

@@ -13,6 +13,7 @@ import boto3
 from aws_lambda_powertools.metrics.provider.cold_start import reset_cold_start_flag
 
 from offload.config import get_settings
+from offload.feeds.generation import Generation
 from offload.feeds.outcome import CACHE_STATUS_NAME
 from offload.observability import metrics
 from offload.runtime import get_runtime
@@ -100,6 +101,13 @@ def s3_event(name: str, key: str, bucket: str | None = None) -> dict:
     record["s3"]["object"]["key"] = quote_plus(key, safe="/")
     record["s3"]["bucket"]["name"] = bucket or BUCKET_NAME
     return event
+
+
+def stored_generations(prefix: str = "files/") -> list[str]:
+    """The generated files in the bucket under `prefix`, by key; their gzip copies left out."""
+    listed = boto3.client("s3").list_objects_v2(Bucket=BUCKET_NAME, Prefix=prefix)
+    keys = (item["Key"] for item in listed.get("Contents", []))
+    return sorted(key for key in keys if Generation.of_object(key) is not None)
 
 
 def problem_of(response: dict) -> dict:

@@ -8,13 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
-import boto3
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from offload.feeds import GenerationRequest
 from offload.models import CacheEntry
-from tests.support import BUCKET_NAME
+from tests.support import stored_generations
 
 
 @dataclass
@@ -61,8 +60,7 @@ class CloudFront:
 
 
 def generated_keys() -> list[str]:
-    listed = boto3.client("s3").list_objects_v2(Bucket=BUCKET_NAME, Prefix="files/")
-    return sorted(item["Key"] for item in listed.get("Contents", []))
+    return stored_generations()
 
 
 def age_entries(*, by: float) -> None:

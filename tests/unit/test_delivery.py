@@ -125,3 +125,41 @@ def test_the_signed_url_says_how_to_save_the_file(recorded):
     assert generation.filename.startswith("probe-") and generation.filename.endswith(".json")
     answered = requests.get(url, timeout=10)
     assert answered.headers["Content-Disposition"] == disposition
+
+
+@pytest.mark.parametrize(
+    "accept_encoding, gzip",
+    [
+        ("gzip, deflate, br", True),
+        ("br;q=1.0, gzip;q=0.5", True),
+        ("*", True),
+        ("gzip;q=0", False),
+        ("identity", False),
+        (None, False),  # curl without --compressed: plain bytes
+    ],
+)
+def test_the_gzip_copy_is_sent_only_to_clients_that_accept_gzip(
+    call_feed, recorded, accept_encoding, gzip
+):
+    key, _ = recorded
+    headers = {} if accept_encoding is None else {"accept-encoding": accept_encoding}
+    response = call_feed(PROBE, key=key, headers=headers)
+    url = response["headers"]["Location"]
+    generation = generation_of(url.replace(".json.gz", ".json"))
+    assert urlsplit(url).path.endswith(".json.gz") is gzip
+    assert response["headers"]["ETag"] == (generation.gzip_etag if gzip else generation.etag)
+    stored = requests.get(url, timeout=10, stream=True)
+    raw = stored.raw.read(decode_content=False)
+    assert raw.startswith(b"\x1f\x8b") is gzip
+    assert stored.headers.get("Content-Encoding") == ("gzip" if gzip else None)
+    assert stored.headers["Content-Type"] == "application/json"
+
+
+def test_either_copys_etag_is_a_304(call_feed, recorded):
+    key, hit = recorded
+    generation = generation_of(hit["headers"]["Location"])
+    for held in (generation.etag, generation.gzip_etag):
+        response = call_feed(
+            PROBE, key=key, headers={"if-none-match": held, "accept-encoding": "gzip"}
+        )
+        assert response["statusCode"] == HTTPStatus.NOT_MODIFIED

@@ -30,7 +30,6 @@ from botocore.retries.standard import ExponentialBackoff
 from offload.config import LOCK_LEASE_SECONDS, get_settings
 from offload.feeds.outcome import Outcome
 from tests.support import (
-    BUCKET_NAME,
     STACK,
     TABLE_NAME,
     Api,
@@ -40,6 +39,7 @@ from tests.support import (
     problem_of,
     reset_container_state,
     s3_event,
+    stored_generations,
 )
 from tests.support.feeds import download
 
@@ -254,8 +254,7 @@ def items(prefix: str) -> list[dict[str, Any]]:
 
 def objects() -> set[str]:
     """The generated files in the bucket."""
-    listed = boto3.client("s3").list_objects_v2(Bucket=BUCKET_NAME, Prefix="files/")
-    return {item["Key"] for item in listed.get("Contents", [])}
+    return set(stored_generations())
 
 
 def recorded_objects() -> set[str]:

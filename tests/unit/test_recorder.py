@@ -96,3 +96,13 @@ def test_a_record_that_cannot_be_processed_fails_the_event(handler):
     # Raising makes Lambda retry the event and then send it to the dead-letter queue.
     with pytest.raises(Exception, match="1 of 1 records failed"):
         handler("RecorderFunction")(event)
+
+
+def test_a_gzip_copy_is_recorded_with_its_file_not_on_its_own(handler):
+    key = put_generation(1_800_000_000.0)
+    recorder = handler("RecorderFunction")
+    assert Generation.of_gzip_copy(key + ".gz") == Generation.of_object(key)
+    assert recorder(s3_event("ObjectCreated:Put", key + ".gz")) == {"recorded": ["copy"]}
+    assert recorder(s3_event("ObjectCreated:Put", key)) == {"recorded": ["advanced"]}
+    assert recorder(s3_event("ObjectRemoved:Delete", key + ".gz")) == {"recorded": ["copy"]}
+    assert current_entry().object_key == key

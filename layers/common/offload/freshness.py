@@ -29,11 +29,11 @@ class Coverage:
         return max(self.hard_at, self.soft_at)
 
 
-def read_coverage(feed: str, client_id: str) -> Coverage:
+def read_coverage(feed: str, owner: str) -> Coverage:
     """One strongly consistent batch read of the three scopes."""
     keys = [
         (Invalidation.key_for(scope.key), Invalidation.SORT)
-        for scope in Scope.covering(feed, client_id)
+        for scope in Scope.covering(feed, owner)
     ]
     hard = soft = 0.0
     for item in Invalidation.batch_get(keys, consistent_read=True):

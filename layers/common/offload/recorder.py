@@ -21,12 +21,15 @@ class Recorded(StrEnum):
     GONE = "gone"  # the object was deleted before we got to it
     DROPPED = "dropped"  # a removed object's entry was dropped
     UNRELATED = "unrelated"  # not a generated object, or not the entry's object
+    COPY = "copy"  # a generation's gzip copy: it is recorded with the plain object
 
 
 def record_created(s3: Any, bucket: str, key: str) -> Recorded:
     """Point the entry at the uploaded object if it is newer than the recorded one."""
     generation = Generation.of_object(key)
     if generation is None:
+        if Generation.of_gzip_copy(key) is not None:
+            return Recorded.COPY
         logger.warning("not a generated object; ignored", extra={"key": key})
         return Recorded.UNRELATED
     stored = storage.head(s3, bucket, key)
@@ -61,7 +64,7 @@ def record_removed(key: str) -> Recorded:
     """Drop the entry if it points at the removed object, so the next request regenerates."""
     generation = Generation.of_object(key)
     if generation is None:
-        return Recorded.UNRELATED
+        return Recorded.COPY if Generation.of_gzip_copy(key) else Recorded.UNRELATED
     try:
         CacheEntry(CacheEntry.key_for(generation.cache_id), CacheEntry.SORT).delete(
             condition=CacheEntry.object_key == key

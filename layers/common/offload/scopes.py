@@ -35,9 +35,10 @@ class Scope:
         return cls(Kind.CLIENT, client_id)
 
     @classmethod
-    def covering(cls, feed: str, client_id: str) -> tuple[Scope, Scope, Scope]:
-        """The scopes whose invalidations cover one client's copy of one feed."""
-        return (cls.everything(), cls.feed(feed), cls.client(client_id))
+    def covering(cls, feed: str, owner: str) -> tuple[Scope, Scope, Scope]:
+        """The scopes whose invalidations cover one owner's copy of one feed: a client's, or
+        the shared one (whose client scope no client invalidation can name)."""
+        return (cls.everything(), cls.feed(feed), cls.client(owner))
 
     @property
     def key(self) -> str:

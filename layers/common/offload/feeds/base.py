@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from offload.config import ConfigurationError, Settings
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+# Stands for the client in a shared feed's keys: no client id (a slug) can be it.
+SHARED_OWNER = "_shared"
 # API Gateway waits 30 s for the function; a generation must leave room to upload and answer.
 MAX_GENERATION_SECONDS = 25.0
 
@@ -29,6 +31,7 @@ class GenerationRequest:
 
     feed: str
     format: str
+    # Who asked; for a shared feed, SHARED_OWNER: the file must not depend on the client.
     client_id: str
     params: Mapping[str, str]
 
@@ -42,6 +45,9 @@ class Feed:
     generate: Callable[[GenerationRequest], bytes]
     parameters: tuple[Parameter, ...] = ()
     max_age_seconds: int = 3600
+    # The file is the same for every client: one generation serves them all (the key and
+    # the limit stay per client). A client's invalidation then leaves it alone.
+    shared: bool = False
     # Checked with the lock settings by `check_timing` when the feeds function starts.
     generation_timeout_seconds: float = 10.0
     description: str = ""

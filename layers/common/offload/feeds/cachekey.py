@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from offload.auth import KEY_QUERY
 from offload.errors import InvalidRequest, NotFound
-from offload.feeds.base import Feed
+from offload.feeds.base import SHARED_OWNER, Feed
 from offload.feeds.delivery import REDIRECT_QUERY
 from offload.feeds.registry import FeedRegistry
 
@@ -29,9 +29,14 @@ class FeedRequest:
     params: tuple[tuple[str, str], ...]
 
     @property
+    def owner(self) -> str:
+        """Whose file this is: the client's, or every client's for a shared feed."""
+        return SHARED_OWNER if self.feed.shared else self.client_id
+
+    @property
     def canonical(self) -> str:
         query = urlencode(self.params)
-        return f"{self.client_id}:{self.feed.name}.{self.format}?{query}"
+        return f"{self.owner}:{self.feed.name}.{self.format}?{query}"
 
     @property
     def cache_id(self) -> str:

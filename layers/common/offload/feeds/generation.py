@@ -13,6 +13,8 @@ if TYPE_CHECKING:
 
 # Served by the CDN under /files/*, a path no API route uses (the API owns /feeds/*).
 OBJECT_PREFIX = "files"
+# Each generation is stored twice: as generated, and gzip-encoded under this suffix.
+GZIP_SUFFIX = ".gz"
 # Microseconds since the epoch, then randomness: sortable by start, unique across concurrency.
 _ID = re.compile(r"(?P<started_us>[0-9]{16})-[0-9a-f]{8}")
 OBJECT_KEY = re.compile(
@@ -37,7 +39,7 @@ class Generation:
             id=generation_id,
             cache_id=request.cache_id,
             object_key=(
-                f"{OBJECT_PREFIX}/{request.feed.name}/{request.client_id}/{request.cache_id}/"
+                f"{OBJECT_PREFIX}/{request.feed.name}/{request.owner}/{request.cache_id}/"
                 f"{generation_id}.{request.format}"
             ),
         )
@@ -59,6 +61,23 @@ class Generation:
     def etag(self) -> str:
         """The strong entity tag of the file: it names the generation, so it never repeats."""
         return f'"{self.id}"'
+
+    @property
+    def gzip_key(self) -> str:
+        """Where the gzip-encoded copy of the file is stored, beside it."""
+        return self.object_key + GZIP_SUFFIX
+
+    @property
+    def gzip_etag(self) -> str:
+        """The gzip copy is another representation, so another strong tag."""
+        return f'"{self.id}{GZIP_SUFFIX}"'
+
+    @classmethod
+    def of_gzip_copy(cls, object_key: str) -> Generation | None:
+        """The generation whose gzip copy is stored under `object_key`, if it is one."""
+        if not object_key.endswith(GZIP_SUFFIX):
+            return None
+        return cls.of_object(object_key.removesuffix(GZIP_SUFFIX))
 
     @property
     def filename(self) -> str:

@@ -23,7 +23,7 @@ def generate(request: FeedRequest) -> bytes:
     job = GenerationRequest(
         feed=feed.name,
         format=request.format,
-        client_id=request.client_id,
+        client_id=request.owner,
         params=dict(request.params),
     )
     try:

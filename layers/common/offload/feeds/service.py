@@ -131,7 +131,7 @@ class FeedService:
         guess = self._known.get(request.cache_id)
         rate = pool.submit(self._count, client)
         entry_read = pool.submit(freshness.read_entry, request.cache_id)
-        coverage_read = pool.submit(freshness.read_coverage, request.feed.name, client.client_id)
+        coverage_read = pool.submit(freshness.read_coverage, request.feed.name, request.owner)
         guessed_head = pool.submit(self._exists, guess) if guess else None
         metered(rate.result())
         entry, coverage = entry_read.result(), coverage_read.result()
@@ -160,24 +160,31 @@ class FeedService:
         generation = Generation.of_object(served.object_key) if served.object_key else None
         if generation is None:  # a private copy, never stored: nothing to name or link to
             return replace(answer, body=served.body or b"")
-        answer = replace(answer, etag=generation.etag)
-        if served.outcome is Outcome.HIT and matches_any(delivery.if_none_match, generation.etag):
-            return replace(answer, not_modified=True)
-        if served.body is not None:
-            return replace(answer, body=served.body)
-        url = self._signer.sign(
-            generation.object_key, Download.of(generation, request.content_type)
+        if served.body is not None:  # inline, as generated
+            return replace(answer, body=served.body, etag=generation.etag)
+        # The gzip copy is another representation: its own key and its own tag.
+        key, etag = (
+            (generation.gzip_key, generation.gzip_etag)
+            if delivery.gzip
+            else (generation.object_key, generation.etag)
         )
+        answer = replace(answer, etag=etag)
+        held = (generation.etag, generation.gzip_etag)
+        if served.outcome is Outcome.HIT and any(
+            matches_any(delivery.if_none_match, tag) for tag in held
+        ):
+            return replace(answer, not_modified=True)
+        url = self._signer.sign(key, Download.of(generation, request.content_type))
         if not delivery.link:
             return replace(answer, location=url)
-        size = served.size
-        if size is None:  # waited for another's upload: only a HEAD knows its size
-            stored = storage.head(self._runtime.s3, self._bucket, generation.object_key)
+        size = None if delivery.gzip else served.size
+        if size is None:  # a copy, or another's upload: only a HEAD knows its size
+            stored = storage.head(self._runtime.s3, self._bucket, key)
             size = stored.size if stored is not None else 0
         link = Link(
             url=url,
             expires_at=self._clock() + self._signer.ttl,
-            etag=generation.etag,
+            etag=etag,
             size=size,
             content_type=request.content_type,
         )
