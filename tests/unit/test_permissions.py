@@ -8,14 +8,20 @@ the actions its template policy allows.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import botocore.client
 import pytest
 
+from offload import storage
+from offload.feeds import Feed
+from offload.feeds.cachekey import FeedRequest
+from offload.feeds.generation import Generation
 from offload.models import CacheEntry
-from tests.support import STACK, Api, match, s3_event
+from tests.support import BUCKET_NAME, STACK, Api, match, s3_event
 from tests.support.feeds import age_entries, generated_keys
 
 TRANSACT_ACTIONS = {
@@ -73,7 +79,14 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[set[str]]:
 
 def needed(made: set[str]) -> set[str]:
     """IAM actions for the recorded calls (S3's HEAD is authorised as GetObject)."""
-    renamed = {"s3:HeadObject": "s3:GetObject", "s3:ListObjectsV2": "s3:ListBucket"}
+    renamed = {
+        "s3:HeadObject": "s3:GetObject",
+        "s3:ListObjectsV2": "s3:ListBucket",
+        # A multipart upload is authorised as PutObject, part by part.
+        "s3:CreateMultipartUpload": "s3:PutObject",
+        "s3:UploadPart": "s3:PutObject",
+        "s3:CompleteMultipartUpload": "s3:PutObject",
+    }
     return {renamed.get(action, action) for action in made}
 
 
@@ -146,3 +159,25 @@ def test_collections_function_policy_covers_its_calls(api: Api, calls):
     api.match("m-1")
     api.version("99")
     assert needed(calls) <= allowed_actions("CollectionsFunction")
+
+
+def test_a_file_too_large_for_a_response_goes_up_in_parts_the_policy_allows(aws, calls):
+    # GIVEN a generation larger than a Lambda response (6 MB), of incompressible bytes
+    request = FeedRequest(
+        feed=Feed(name="big", formats={"bin": "application/octet-stream"}, generate=bytes),
+        format="bin",
+        client_id="client-1",
+        params=(),
+    )
+    generation = Generation.start(request, 1_800_000_000.0)
+    data = os.urandom(13 * 1024 * 1024)
+    # WHEN it is stored
+    storage.upload(
+        boto3.client("s3"), BUCKET_NAME, generation, data, content_type="application/octet-stream"
+    )
+    # THEN in parts, with calls the feeds function may make, and the file is whole
+    assert "s3:UploadPart" in calls
+    assert needed(calls) <= allowed_actions("FeedsFunction")
+    stored = boto3.client("s3").get_object(Bucket=BUCKET_NAME, Key=generation.object_key)
+    assert stored["Body"].read() == data
+    assert stored["ContentDisposition"] == 'attachment; filename="big-2027-01-15.bin"'

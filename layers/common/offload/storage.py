@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import gzip
+import io
 from dataclasses import dataclass
 from typing import Any
 
+from boto3.exceptions import S3UploadFailedError
+from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
+from offload.errors import DependencyUnavailable
 from offload.feeds.generation import Generation
 
 # In AWS a HEAD of a missing key is 404 only for callers allowed s3:ListBucket,
@@ -15,6 +19,10 @@ from offload.feeds.generation import Generation
 _MISSING = {"404", "403", "NoSuchKey", "NotFound", "Forbidden", "AccessDenied"}
 # zlib's default: most of level 9's saving on JSON and XML for a fraction of its time.
 GZIP_LEVEL = 6
+# Files too large for a Lambda response go up in 8 MiB parts, several at a time.
+TRANSFER = TransferConfig(
+    multipart_threshold=6 * 1024 * 1024, multipart_chunksize=8 * 1024 * 1024, max_concurrency=4
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,5 +83,17 @@ def upload(s3: Any, bucket: str, generation: Generation, data: bytes, *, content
     }
     # mtime=0: the same bytes always compress to the same copy.
     encoded = gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
-    s3.put_object(Key=generation.gzip_key, Body=encoded, ContentEncoding="gzip", **common)
-    s3.put_object(Key=generation.object_key, Body=data, **common)
+    _put(s3, generation.gzip_key, encoded, {**common, "ContentEncoding": "gzip"})
+    _put(s3, generation.object_key, data, common)
+
+
+def _put(s3: Any, key: str, data: bytes, arguments: dict[str, str]) -> None:
+    """One PutObject, or a multipart upload (parts in parallel) above Lambda's 6 MB."""
+    extra = {name: value for name, value in arguments.items() if name != "Bucket"}
+    try:
+        s3.upload_fileobj(
+            io.BytesIO(data), arguments["Bucket"], key, ExtraArgs=extra, Config=TRANSFER
+        )
+    except S3UploadFailedError as exc:
+        # boto3 wraps the service's error; it means what a failed PutObject means.
+        raise DependencyUnavailable(f"the upload of {key} failed; retry shortly") from exc
