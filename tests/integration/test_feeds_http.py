@@ -22,11 +22,6 @@ from tests.support.stack import SIGNED_URL_TTL, wait_for_hit
 FORMATS = {"json": "application/json", "xml": "application/xml"}
 
 
-def objects_of(client_id: str) -> list[str]:
-    """The generated files of one client's catalog in the stack's bucket."""
-    return stored_generations(f"files/catalog/{client_id}/")
-
-
 def recorded_object(client_id: str, category: str) -> str:
     """The object key the cache entry of one client's JSON catalog points at."""
     request = parse_feed_request("catalog.json", f"category={category}", client_id, REGISTRY)
@@ -135,7 +130,7 @@ def test_deleted_file_is_regenerated_after_the_removal_event(local_stack, http, 
 
     # WHEN someone deletes its files from the bucket (ObjectRemoved events)
     s3 = boto3.client("s3")
-    for object_key in objects_of(client_id):
+    for object_key in stored_generations("catalog", client_id):
         s3.delete_object(Bucket=BUCKET_NAME, Key=object_key)
 
     # THEN the next request regenerates instead of redirecting to nothing

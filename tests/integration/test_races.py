@@ -12,15 +12,13 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from http import HTTPStatus
-from urllib.parse import unquote, urlsplit
 
 import httpx
 import pytest
 
 from offload import auth
-from offload.feeds.generation import Generation
 from offload.feeds.outcome import Outcome
-from tests.support import BUCKET_NAME, cache_status, match, stored_generations
+from tests.support import cache_status, match, signed_generation, stored_generations
 
 SERVED = {HTTPStatus.OK, HTTPStatus.TEMPORARY_REDIRECT}
 
@@ -43,20 +41,6 @@ def all_at_once(calls: list[Callable[[], httpx.Response]]) -> list[httpx.Respons
 
     with ThreadPoolExecutor(max_workers=len(calls)) as pool:
         return list(pool.map(run, calls))
-
-
-def stored_objects(client_id: str) -> list[str]:
-    """What is in the stack's bucket for one client's catalog: generations, counted."""
-    return stored_generations(f"files/catalog/{client_id}/")
-
-
-def served_generation(response: httpx.Response) -> Generation:
-    """The generation a redirect sends the client to, from the signed URL's path."""
-    key = unquote(urlsplit(response.headers["Location"]).path).removeprefix(f"/{BUCKET_NAME}/")
-    # httpx accepts gzip, so most redirects are to a generation's gzip copy
-    generation = Generation.of_object(key) or Generation.of_gzip_copy(key)
-    assert generation is not None, key
-    return generation
 
 
 def test_200_concurrent_requests_over_20_clients_get_exactly_their_limits(
@@ -93,13 +77,13 @@ def test_100_concurrent_requests_for_a_cold_key_store_one_generation(local_stack
     assert {response.status_code for response in responses} <= SERVED
     outcomes = Counter(cache_status(response.headers) for response in responses)
     assert outcomes[Outcome.STORED] == 1, outcomes
-    assert len(stored_objects(client_id)) == 1
+    assert len(stored_generations("catalog", client_id)) == 1
     redirected = {
-        served_generation(response).object_key
+        signed_generation(response.headers["Location"]).object_key
         for response in responses
         if response.status_code == HTTPStatus.TEMPORARY_REDIRECT
     }
-    assert redirected <= set(stored_objects(client_id))
+    assert redirected <= set(stored_generations("catalog", client_id))
 
 
 def test_no_answer_is_older_than_an_invalidation_finished_before_it_was_asked(
@@ -144,7 +128,7 @@ def test_no_answer_is_older_than_an_invalidation_finished_before_it_was_asked(
             continue
         finished_before = [at for finished, at in invalidations if finished < asked]
         if finished_before:
-            assert served_generation(response).started_at > max(finished_before)
+            assert signed_generation(response.headers["Location"]).started_at > max(finished_before)
 
 
 def test_50_concurrent_recordings_sharing_players_are_all_listed(local_stack, client):

@@ -7,13 +7,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import quote_plus
+from urllib.parse import quote_plus, unquote, urlsplit
 
 import boto3
 from aws_lambda_powertools.metrics.provider.cold_start import reset_cold_start_flag
 
 from offload.config import get_settings
-from offload.feeds.generation import Generation
+from offload.feeds.generation import OBJECT_PREFIX, Generation
 from offload.feeds.outcome import CACHE_STATUS_NAME
 from offload.observability import metrics
 from offload.runtime import get_runtime
@@ -103,11 +103,22 @@ def s3_event(name: str, key: str, bucket: str | None = None) -> dict:
     return event
 
 
-def stored_generations(prefix: str = "files/") -> list[str]:
-    """The generated files in the bucket under `prefix`, by key; their gzip copies left out."""
+def stored_generations(feed: str | None = None, owner: str | None = None) -> list[str]:
+    """The generated files in the bucket, of one feed (and owner) if named, by key; their gzip
+    copies left out."""
+    prefix = "/".join([OBJECT_PREFIX, *(part for part in (feed, owner) if part), ""])
     listed = boto3.client("s3").list_objects_v2(Bucket=BUCKET_NAME, Prefix=prefix)
     keys = (item["Key"] for item in listed.get("Contents", []))
     return sorted(key for key in keys if Generation.of_object(key) is not None)
+
+
+def signed_generation(url: str) -> Generation:
+    """The generation a signed URL fetches, plain or its gzip copy, virtual-hosted or
+    path-style (the key is the path, after the bucket if it is there)."""
+    key = unquote(urlsplit(url).path).lstrip("/").removeprefix(f"{BUCKET_NAME}/")
+    generation = Generation.of_object(key) or Generation.of_gzip_copy(key)
+    assert generation is not None, key
+    return generation
 
 
 def problem_of(response: dict) -> dict:

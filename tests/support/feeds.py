@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from typing import Any
 
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from offload.feeds import GenerationRequest
+from offload.feeds import REGISTRY, Feed, GenerationRequest
 from offload.models import CacheEntry
-from tests.support import stored_generations
 
 
 @dataclass
@@ -41,6 +42,29 @@ class Probe:
         return json.dumps({"feed": request.feed, "generation": call}).encode()
 
 
+@contextmanager
+def probe_feed(name: str, **options: Any) -> Iterator[Probe]:
+    """A feed `name` (JSON only, 1 h max age, 5 s generation timeout, and `options`) backed
+    by a fresh Probe, registered while the block runs."""
+    spy = Probe()
+    REGISTRY.register(
+        Feed(
+            name=name,
+            formats={"json": "application/json"},
+            generate=spy.generate,
+            max_age_seconds=3600,
+            generation_timeout_seconds=5.0,
+            **options,
+        )
+    )
+    try:
+        yield spy
+    finally:
+        if spy.gate is not None:
+            spy.gate.set()
+        REGISTRY.unregister(name)
+
+
 def download(url: str) -> bytes:
     """GET a signed URL (moto answers it in-process) and return the bytes."""
     response = requests.get(url, timeout=10)
@@ -57,10 +81,6 @@ class CloudFront:
     private_key: rsa.RSAPrivateKey
     key_parameter: str
     domain_parameter: str
-
-
-def generated_keys() -> list[str]:
-    return stored_generations()
 
 
 def age_entries(*, by: float) -> None:

@@ -18,7 +18,6 @@ from offload.config import (
     CLOUDFRONT_KEY_ID,
     CLOUDFRONT_PRIVATE_KEY_PARAMETER,
 )
-from offload.feeds import REGISTRY, Feed
 from offload.feeds.catalog import product_records, seed_products
 from offload.runtime import Runtime, get_runtime
 from offload_local.isolation import serialise_dynamodb
@@ -35,7 +34,7 @@ from tests.support import (
     s3_event,
     stored_generations,
 )
-from tests.support.feeds import CloudFront, Probe
+from tests.support.feeds import CloudFront, Probe, probe_feed
 
 FUNCTIONS = {function.logical_id: function for function in STACK.functions()}
 _clients = itertools.count(1)
@@ -127,20 +126,8 @@ def make_key(aws: None) -> Callable[..., tuple[str, str]]:
 @pytest.fixture
 def probe() -> Iterator[Probe]:
     """A `probe` feed (JSON only, 1 h max age, 5 s generation timeout) backed by a Probe."""
-    spy = Probe()
-    REGISTRY.register(
-        Feed(
-            name="probe",
-            formats={"json": "application/json"},
-            generate=spy.generate,
-            max_age_seconds=3600,
-            generation_timeout_seconds=5.0,
-        )
-    )
-    yield spy
-    if spy.gate is not None:
-        spy.gate.set()
-    REGISTRY.unregister("probe")
+    with probe_feed("probe") as spy:
+        yield spy
 
 
 @pytest.fixture

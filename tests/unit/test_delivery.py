@@ -11,9 +11,8 @@ import pytest
 import requests
 
 from offload.feeds.delivery import LINK_MEDIA_TYPE
-from offload.feeds.generation import Generation
 from offload.feeds.outcome import Outcome
-from tests.support import BUCKET_NAME, cache_status, problem_of
+from tests.support import cache_status, problem_of, signed_generation
 from tests.support.feeds import download
 
 PROBE = "/feeds/probe.json"
@@ -30,14 +29,6 @@ def recorded(call_feed, make_key, probe, deliver_s3_events) -> tuple[str, dict]:
     return key, hit
 
 
-def generation_of(url: str) -> Generation:
-    # Virtual-hosted or path-style: the key is the path, after the bucket if it is there.
-    path = urlsplit(url).path
-    generation = Generation.of_object(path.lstrip("/").removeprefix(f"{BUCKET_NAME}/"))
-    assert generation is not None, path
-    return generation
-
-
 def test_every_stored_answer_names_its_generation_in_a_strong_etag(
     call_feed, make_key, probe, deliver_s3_events
 ):
@@ -47,7 +38,7 @@ def test_every_stored_answer_names_its_generation_in_a_strong_etag(
     hit = call_feed(PROBE, key=key)
     # The inline answer and the later redirect name the same generation, unquoted nowhere
     assert stored["headers"]["ETag"] == hit["headers"]["ETag"]
-    assert hit["headers"]["ETag"] == generation_of(hit["headers"]["Location"]).etag
+    assert hit["headers"]["ETag"] == signed_generation(hit["headers"]["Location"]).etag
     assert not hit["headers"]["ETag"].startswith("W/")
 
 
@@ -117,7 +108,7 @@ def test_a_redirect_option_other_than_true_or_false_is_a_counted_400(call_feed, 
 def test_the_signed_url_says_how_to_save_the_file(recorded):
     _, hit = recorded
     url = hit["headers"]["Location"]
-    generation = generation_of(url)
+    generation = signed_generation(url)
     query = parse_qs(urlsplit(url).query)
     disposition = f'attachment; filename="{generation.filename}"'
     assert query["response-content-disposition"] == [disposition]
@@ -145,7 +136,7 @@ def test_the_gzip_copy_is_sent_only_to_clients_that_accept_gzip(
     headers = {} if accept_encoding is None else {"accept-encoding": accept_encoding}
     response = call_feed(PROBE, key=key, headers=headers)
     url = response["headers"]["Location"]
-    generation = generation_of(url.replace(".json.gz", ".json"))
+    generation = signed_generation(url)
     assert urlsplit(url).path.endswith(".json.gz") is gzip
     assert response["headers"]["ETag"] == (generation.gzip_etag if gzip else generation.etag)
     stored = requests.get(url, timeout=10, stream=True)
@@ -157,7 +148,7 @@ def test_the_gzip_copy_is_sent_only_to_clients_that_accept_gzip(
 
 def test_either_copys_etag_is_a_304(call_feed, recorded):
     key, hit = recorded
-    generation = generation_of(hit["headers"]["Location"])
+    generation = signed_generation(hit["headers"]["Location"])
     for held in (generation.etag, generation.gzip_etag):
         response = call_feed(
             PROBE, key=key, headers={"if-none-match": held, "accept-encoding": "gzip"}

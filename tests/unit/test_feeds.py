@@ -13,8 +13,8 @@ import pytest
 from offload.feeds import REGISTRY, Feed
 from offload.feeds.outcome import Outcome
 from offload.models import RebuildLock
-from tests.support import BUCKET_NAME, cache_status, problem_of
-from tests.support.feeds import age_entries, download, generated_keys
+from tests.support import BUCKET_NAME, cache_status, problem_of, stored_generations
+from tests.support.feeds import age_entries, download
 
 MB = 1024 * 1024
 
@@ -32,7 +32,7 @@ def test_first_request_generates_and_answers_inline(call_feed, make_key, catalog
     body = response["body"].encode()
     assert 0.5 * MB <= len(body) <= 2 * MB
     assert len(json.loads(body)["products"]) == catalog
-    [stored] = generated_keys()
+    [stored] = stored_generations()
     assert stored.startswith(f"files/catalog/{client_id}/") and stored.endswith(".json")
 
 
@@ -60,7 +60,7 @@ def test_hit_redirects_with_signed_url_to_identical_bytes(
     assert cache_status(second["headers"]) == Outcome.HIT
     assert second["headers"]["Cache-Control"] == "private, no-store"
     assert download(second["headers"]["Location"]) == first["body"].encode()
-    assert len(generated_keys()) == 1
+    assert len(stored_generations()) == 1
 
 
 def test_catalog_is_deterministic_for_the_same_data(
@@ -73,7 +73,7 @@ def test_catalog_is_deterministic_for_the_same_data(
     second = call_feed(key=key)
     assert cache_status(second["headers"]) == Outcome.STORED
     assert second["body"] == first["body"]
-    assert len(generated_keys()) == 2
+    assert len(stored_generations()) == 2
 
 
 def test_parameters_are_canonicalised_into_one_cache_key(
@@ -151,7 +151,7 @@ def test_object_deleted_behind_the_entry_is_regenerated(
     key, _ = make_key()
     call_feed("/feeds/probe.json", key=key)
     deliver_s3_events()
-    [stored] = generated_keys()
+    [stored] = stored_generations()
     boto3.client("s3").delete_object(Bucket=BUCKET_NAME, Key=stored)
     response = call_feed("/feeds/probe.json", key=key)
     assert response["statusCode"] == HTTPStatus.OK
@@ -228,7 +228,7 @@ def test_bad_input_is_a_4xx_problem(call_feed, make_key, path, query, status):
     assert response["statusCode"] == status
     problem_of(response)
     assert response["headers"]["RateLimit-Remaining"] == "999"
-    assert generated_keys() == []
+    assert stored_generations() == []
 
 
 def test_unknown_route_is_a_404_problem(handler, make_key):

@@ -15,8 +15,8 @@ from offload.feeds.generation import Generation
 from offload.feeds.outcome import Outcome
 from offload.runtime import Runtime, get_runtime
 from offload_local.lambdas import Containers
-from tests.support import cache_status, feed_event
-from tests.support.feeds import Probe, age_entries, download, generated_keys
+from tests.support import cache_status, feed_event, stored_generations
+from tests.support.feeds import Probe, age_entries, download
 
 REQUEST = FeedRequest(
     feed=Feed(name="probe", formats={"json": "application/json"}, generate=bytes),
@@ -204,4 +204,4 @@ def test_past_the_lock_wait_a_request_generates_without_uploading(
     assert second["statusCode"] == HTTPStatus.OK
     assert cache_status(second["headers"]) == Outcome.PRIVATE
     assert probe.calls == 2
-    assert len(generated_keys()) == 1
+    assert len(stored_generations()) == 1

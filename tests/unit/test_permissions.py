@@ -21,8 +21,8 @@ from offload.feeds import Feed
 from offload.feeds.cachekey import FeedRequest
 from offload.feeds.generation import Generation
 from offload.models import CacheEntry
-from tests.support import BUCKET_NAME, STACK, Api, match, s3_event
-from tests.support.feeds import age_entries, generated_keys
+from tests.support import BUCKET_NAME, STACK, Api, match, s3_event, stored_generations
+from tests.support.feeds import age_entries
 
 TRANSACT_ACTIONS = {
     "Put": "PutItem",
@@ -129,7 +129,7 @@ def test_feeds_function_policy_covers_cloudfront_signing(
 def test_recorder_function_policy_covers_its_calls(handler, call_feed, make_key, probe, calls):
     key, _ = make_key()
     call_feed("/feeds/probe.json", key=key)
-    [stored] = generated_keys()
+    [stored] = stored_generations()
     calls.clear()
     recorder = handler("RecorderFunction")
     recorder(s3_event("ObjectCreated:Put", stored))

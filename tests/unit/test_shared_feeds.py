@@ -7,11 +7,10 @@ from http import HTTPStatus
 
 import pytest
 
-from offload.feeds import REGISTRY, Feed
 from offload.feeds.base import SHARED_OWNER
 from offload.feeds.outcome import Outcome
 from tests.support import cache_status, stored_generations
-from tests.support.feeds import Probe, download
+from tests.support.feeds import Probe, download, probe_feed
 
 SHARED = "/feeds/everyone.json"
 
@@ -19,18 +18,8 @@ SHARED = "/feeds/everyone.json"
 @pytest.fixture
 def shared_probe() -> Iterator[Probe]:
     """A feed `everyone` whose file is the same for every client, backed by a Probe."""
-    spy = Probe()
-    REGISTRY.register(
-        Feed(
-            name="everyone",
-            formats={"json": "application/json"},
-            generate=spy.generate,
-            shared=True,
-            generation_timeout_seconds=5.0,
-        )
-    )
-    yield spy
-    REGISTRY.unregister("everyone")
+    with probe_feed("everyone", shared=True) as spy:
+        yield spy
 
 
 def test_one_generation_serves_every_client(call_feed, make_key, shared_probe, deliver_s3_events):
@@ -43,7 +32,7 @@ def test_one_generation_serves_every_client(call_feed, make_key, shared_probe, d
     # THEN it was generated once, stored once under no client, and the others were sent to it
     assert cache_status(first["headers"]) == Outcome.STORED
     assert shared_probe.calls == 1
-    [stored] = stored_generations("files/everyone/")
+    [stored] = stored_generations("everyone")
     assert stored.split("/")[2] == SHARED_OWNER
     for answer in others:
         assert answer["statusCode"] == HTTPStatus.TEMPORARY_REDIRECT
