@@ -30,6 +30,7 @@ ENVIRONMENT = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "TABLE_NAME": "offload-bench",
     "BUCKET_NAME": "offload-bench-feeds",
+    "GENERATOR_FUNCTION_NAME": "offload-bench-feed-generator",
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_LOG_LEVEL": "WARNING",
 }

@@ -37,17 +37,31 @@ def get_feed(file: str) -> Response:
         headers=event.headers or {},
         metered=_rate_headers,
     )
-    return _response(answer)
+    return _response(answer, _request_target(event.path, event.raw_query_string))
 
 
 def _rate_headers(status: RateStatus) -> None:
     add_answer_headers(app, status.headers())
 
 
-def _response(answer: FeedAnswer) -> Response:
+def _request_target(path: str, query: str | None) -> str:
+    return f"{path}?{query}" if query else path
+
+
+def _response(answer: FeedAnswer, target: str) -> Response:
     headers = {"Cache-Status": answer.outcome.cache_status, "Cache-Control": "private, no-store"}
     if answer.etag is not None:
         headers["ETag"] = answer.etag
+    if answer.retry_after is not None:
+        # Generating in the background: this same request is the status link.
+        headers |= {"Retry-After": str(answer.retry_after), "Location": target}
+        status = {"status": "pending", "retry_after": answer.retry_after, "location": target}
+        return Response(
+            HTTPStatus.ACCEPTED,
+            content_type="application/json",
+            body=json.dumps(status),
+            headers=headers,
+        )
     if answer.not_modified:
         return Response(HTTPStatus.NOT_MODIFIED, headers=headers, body=None)
     if answer.link is not None:

@@ -16,7 +16,7 @@ from moto.core.model_instances import reset_model_data
 from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 
 from offload_local.isolation import serialise_dynamodb
-from offload_local.presigned import PresignedUrls
+from offload_local.presigned import PresignedUrls, WsgiApp
 from offload_local.s3events import ObjectChange, S3EventSource
 from offload_local.servers import QuietRequestHandler, Server
 from offload_local.template import Stack
@@ -58,12 +58,18 @@ class Emulator:
     """moto on 127.0.0.1 (a free port when `port` is 0), reporting S3 object changes."""
 
     def __init__(
-        self, stack: Stack, *, port: int = 0, on_change: Callable[[ObjectChange], None]
+        self,
+        stack: Stack,
+        *,
+        port: int = 0,
+        on_change: Callable[[ObjectChange], None],
+        lambda_api: Callable[[WsgiApp], WsgiApp] = lambda app: app,
     ) -> None:
+        """`lambda_api` wraps moto with the Lambda Invoke API (moto's would need Docker)."""
         self.stack = stack
         app: Any = DomainDispatcherApplication(create_backend_app)
         events = S3EventSource(_forgetting_models(app), on_change, lookup=_stored_object)
-        self._app = PresignedUrls(events, region=stack.region)
+        self._app = lambda_api(PresignedUrls(events, region=stack.region))
         self._server = self._serve_on(port)
         self._outage = threading.Lock()
 

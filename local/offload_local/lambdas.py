@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,9 +29,12 @@ class LocalContext:
     log_group_name: str = "/aws/lambda/local"
     log_stream_name: str = "local"
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:local"
+    timeout_seconds: int = 29
+    started: float = field(default_factory=time.monotonic)
 
     def get_remaining_time_in_millis(self) -> int:
-        return 29_000
+        elapsed = time.monotonic() - self.started
+        return max(0, int((self.timeout_seconds - elapsed) * 1000))
 
 
 def load_handler(function: Function) -> Handler:
@@ -72,4 +76,9 @@ class Containers:
 
     def invoke(self, event: dict) -> Any:
         with self._checkout() as handler:
-            return handler(event, LocalContext(self.function.logical_id))
+            context = LocalContext(
+                self.function.logical_id,
+                invoked_function_arn=self.function.arn,
+                timeout_seconds=self.function.timeout,
+            )
+            return handler(event, context)

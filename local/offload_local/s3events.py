@@ -3,27 +3,24 @@
 moto in server mode cannot invoke a function running in this process, so a WSGI middleware
 around it watches for successful object writes and deletes (what S3 itself notifies on) and
 hands each one, as an S3 event record, to `Notifications`. That delivers records the way S3
-and Lambda's asynchronous invocation do: to every matching event source of the template, one
-object per event, on worker threads that block on a queue while idle, retrying a failed
-invocation and then sending it to the function's on-failure destination.
+does: to every matching event source of the template, one object per event, through
+Lambda's asynchronous invocation (`AsyncInvoker`: retries, then the on-failure destination).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, quote_plus
 from xml.etree import ElementTree
 
+from offload_local.invocations import AsyncInvoker
 from offload_local.lambdas import Containers
 from offload_local.template import Function, S3Notification
 
@@ -224,7 +221,7 @@ class _Subscription:
 
 
 class Notifications:
-    """Asynchronous invocation of the template's S3 event sources, retries and failures."""
+    """The template's S3 event sources, invoked asynchronously as Lambda does for S3."""
 
     def __init__(
         self,
@@ -232,9 +229,7 @@ class Notifications:
         containers: Mapping[str, Containers],
         *,
         region: str,
-        workers: int = 4,
-        retry_delays: tuple[float, ...] = (1.0, 2.0),
-        sqs: Callable[[], Any] | None = None,
+        invoker: AsyncInvoker,
     ) -> None:
         self._subscriptions = [
             _Subscription(notification, function, containers[function.logical_id])
@@ -242,13 +237,8 @@ class Notifications:
             for notification in function.notifications
         ]
         self._region = region
-        self._retry_delays = retry_delays
-        self._sqs = sqs
+        self._invoker = invoker
         self._sequencer = _Sequencer()
-        # Idle workers block on the executor's queue: nothing runs until an event arrives.
-        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="s3-events")
-        self._pending = 0
-        self._idle = threading.Condition()
 
     def publish(self, change: ObjectChange) -> None:
         """Queue one event per matching event source, as S3 does."""
@@ -262,69 +252,6 @@ class Notifications:
                 configuration_id=subscription.notification.name,
                 sequencer=sequencer,
             )
-            with self._idle:
-                self._pending += 1
-            self._executor.submit(self._deliver, subscription, {"Records": [record]})
-
-    def wait_idle(self, timeout: float) -> bool:
-        """Block until every queued event has been delivered or dead-lettered."""
-        with self._idle:
-            return self._idle.wait_for(lambda: self._pending == 0, timeout)
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
-
-    def _deliver(self, subscription: _Subscription, event: dict[str, Any]) -> None:
-        function = subscription.function
-        attempts = 1 + min(function.max_retry_attempts, len(self._retry_delays))
-        try:
-            for attempt in range(1, attempts + 1):
-                try:
-                    subscription.containers.invoke(event)
-                    return
-                except Exception as error:
-                    log.warning(
-                        "%s failed on attempt %d of %d: %r",
-                        function.logical_id,
-                        attempt,
-                        attempts,
-                        error,
-                    )
-                    if attempt == attempts:
-                        self._dead_letter(function, event, error, attempts)
-                    else:
-                        # Lambda waits a minute, then two; locally a second or two will do.
-                        time.sleep(self._retry_delays[attempt - 1])
-        finally:
-            with self._idle:
-                self._pending -= 1
-                self._idle.notify_all()
-
-    def _dead_letter(
-        self, function: Function, event: dict[str, Any], error: Exception, attempts: int
-    ) -> None:
-        """Send the failed invocation to the on-failure destination, as Lambda would."""
-        if not function.on_failure or ":sqs:" not in function.on_failure or self._sqs is None:
-            log.error("%s: event dropped after %d attempts", function.logical_id, attempts)
-            return
-        sqs = self._sqs()
-        queue_url = sqs.get_queue_url(QueueName=function.on_failure.rsplit(":", 1)[1])["QueueUrl"]
-        record = {
-            "version": "1.0",
-            "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            "requestContext": {
-                "requestId": str(uuid.uuid4()),
-                "functionArn": f"{function.arn}:$LATEST",
-                "condition": "RetriesExhausted",
-                "approximateInvokeCount": attempts,
-            },
-            "requestPayload": event,
-            "responseContext": {
-                "statusCode": 200,
-                "executedVersion": "$LATEST",
-                "functionError": "Unhandled",
-            },
-            "responsePayload": {"errorMessage": str(error), "errorType": type(error).__name__},
-        }
-        sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(record))
-        log.error("%s: event sent to %s", function.logical_id, function.on_failure)
+            self._invoker.submit(
+                subscription.function, subscription.containers, {"Records": [record]}
+            )

@@ -12,6 +12,7 @@ import boto3
 from offload_local.edge import INSTALL_HINT, Edge, find
 from offload_local.emulator import Emulator
 from offload_local.gateway import Gateway, GatewayRequestHandler
+from offload_local.invocations import AsyncInvoker, LambdaApi
 from offload_local.lambdas import Containers
 from offload_local.s3events import Notifications
 from offload_local.servers import Server
@@ -67,12 +68,11 @@ class LocalStack:
             raise ValueError(f"the template has no parameter {', '.join(unknown)}")
         self.stack = Stack(template, parameters=dict(self.parameters))
         functions = self.stack.functions()
+        self._functions = functions
         self._containers = {f.logical_id: Containers(f) for f in functions}
+        self._invoker = AsyncInvoker(sqs=lambda: boto3.client("sqs"))
         self._notifications = Notifications(
-            functions,
-            self._containers,
-            region=self.stack.region,
-            sqs=lambda: boto3.client("sqs"),
+            functions, self._containers, region=self.stack.region, invoker=self._invoker
         )
         self._gateway = Gateway(
             functions,
@@ -107,7 +107,10 @@ class LocalStack:
         if self.edge_port is not None:
             self._prepare_edge(self.edge_port)
         self.emulator = Emulator(
-            self.stack, port=self.emulator_port, on_change=self._notifications.publish
+            self.stack,
+            port=self.emulator_port,
+            on_change=self._notifications.publish,
+            lambda_api=lambda app: LambdaApi(app, self._functions, self._containers, self._invoker),
         )
         self._servers.append(self.emulator)
         self.environment = self._environment()
@@ -145,7 +148,7 @@ class LocalStack:
             self.edge = None
         if self._servers:
             self._servers[0].stop()
-        self._notifications.close()
+        self._invoker.close()
         for server in self._servers[1:]:
             server.stop()
         self._servers.clear()

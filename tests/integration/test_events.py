@@ -8,6 +8,8 @@ from urllib.parse import unquote_plus
 
 import pytest
 
+from offload.config import GENERATOR_FUNCTION_NAME
+from offload.feeds.background import KIND as BACKGROUND_JOB
 from offload_local.lambdas import Containers
 from offload_local.template import Function
 from tests.support import EVENTS, STACK
@@ -19,6 +21,10 @@ def functions_for(event: dict) -> list[Function]:
     """The functions that template.yaml has receive this event."""
     if "routeKey" in event:
         return [f for f in FUNCTIONS if event["routeKey"] in {r.key for r in f.routes}]
+    if event.get("kind") == BACKGROUND_JOB:
+        # Invoked by name, by the functions that start background generations.
+        names = {f.environment.get(GENERATOR_FUNCTION_NAME) for f in FUNCTIONS}
+        return [f for f in FUNCTIONS if f.name in names]
     record = event["Records"][0]
     bucket = record["s3"]["bucket"]["name"]
     key = unquote_plus(record["s3"]["object"]["key"])
@@ -44,3 +50,6 @@ def test_event_file_invokes_its_handler(stack_aws, path: Path):
         if "routeKey" in event:
             assert isinstance(result, dict) and result["statusCode"] < 500, result
             assert isinstance(result.get("body", ""), str)
+        elif event.get("kind") == BACKGROUND_JOB:
+            # No request started this generation, so it holds no lock: nothing is generated.
+            assert result["finished"] == "superseded", result

@@ -17,6 +17,7 @@ import boto3
 import pytest
 
 from offload_local.emulator import Emulator
+from offload_local.invocations import AsyncInvoker
 from offload_local.lambdas import Containers
 from offload_local.s3events import Notifications, ObjectChange, event_record
 from offload_local.template import Function
@@ -157,27 +158,27 @@ class Recording(Containers):
         return {"recorded": ["advanced"]}
 
 
-def notifications_for(recording: Recording, emulated: Emulated) -> Notifications:
-    return Notifications(
-        [RECORDER],
-        {RECORDER.logical_id: recording},
-        region=STACK.region,
-        retry_delays=(0.01, 0.01),
-        sqs=lambda: emulated.sqs,
+def notifications_for(
+    recording: Recording, emulated: Emulated
+) -> tuple[Notifications, AsyncInvoker]:
+    invoker = AsyncInvoker(retry_delays=(0.01, 0.01), sqs=lambda: emulated.sqs)
+    notifications = Notifications(
+        [RECORDER], {RECORDER.logical_id: recording}, region=STACK.region, invoker=invoker
     )
+    return notifications, invoker
 
 
 def test_events_reach_the_template_s_event_sources_in_order(emulated):
     recording = Recording(RECORDER)
-    notifications = notifications_for(recording, emulated)
+    notifications, invoker = notifications_for(recording, emulated)
     try:
         for key in ("files/a.json", "other/b.json", "files/c.json"):
             notifications.publish(ObjectChange("ObjectCreated:Put", BUCKET_NAME, key, size=1))
         notifications.publish(ObjectChange("ObjectRemoved:Delete", BUCKET_NAME, "files/a.json"))
         notifications.publish(ObjectChange("ObjectCreated:Put", "other-bucket", "files/d.json"))
-        assert notifications.wait_idle(10)
+        assert invoker.wait_idle(10)
     finally:
-        notifications.close()
+        invoker.close()
 
     records = sorted(
         (event["Records"][0] for event in recording.events),
@@ -196,16 +197,16 @@ def test_events_reach_the_template_s_event_sources_in_order(emulated):
 def test_failed_event_is_retried_then_sent_to_the_dead_letter_queue(emulated):
     # GIVEN a recorder that fails every time
     recording = Recording(RECORDER, failures=99)
-    notifications = notifications_for(recording, emulated)
+    notifications, invoker = notifications_for(recording, emulated)
     queue_name = RECORDER.on_failure.rsplit(":", 1)[1]
     queue_url = emulated.sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
 
     # WHEN an event for it arrives
     try:
         notifications.publish(ObjectChange("ObjectCreated:Put", BUCKET_NAME, "files/x.json"))
-        assert notifications.wait_idle(10)
+        assert invoker.wait_idle(10)
     finally:
-        notifications.close()
+        invoker.close()
 
     # THEN it was tried 1 + MaximumRetryAttempts times, then dead-lettered as Lambda does
     assert len(recording.events) == 1 + RECORDER.max_retry_attempts

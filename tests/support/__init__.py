@@ -34,6 +34,7 @@ TEST_ENVIRONMENT = {
     "AWS_REGION": STACK.region,
     "TABLE_NAME": TABLE_NAME,
     "BUCKET_NAME": BUCKET_NAME,
+    "GENERATOR_FUNCTION_NAME": STACK.resource_name("FeedGeneratorFunction"),
     "POWERTOOLS_SERVICE_NAME": "offload-tests",
     "POWERTOOLS_TRACE_DISABLED": "true",
     # Short waits keep lock tests quick; the behaviour is the same at production values.

@@ -47,16 +47,12 @@ def probe_feed(name: str, **options: Any) -> Iterator[Probe]:
     """A feed `name` (JSON only, 1 h max age, 5 s generation timeout, and `options`) backed
     by a fresh Probe, registered while the block runs."""
     spy = Probe()
-    REGISTRY.register(
-        Feed(
-            name=name,
-            formats={"json": "application/json"},
-            generate=spy.generate,
-            max_age_seconds=3600,
-            generation_timeout_seconds=5.0,
-            **options,
-        )
-    )
+    declared: dict[str, Any] = {
+        "formats": {"json": "application/json"},
+        "max_age_seconds": 3600,
+        "generation_timeout_seconds": 5.0,
+    }
+    REGISTRY.register(Feed(name=name, generate=spy.generate, **(declared | options)))
     try:
         yield spy
     finally:

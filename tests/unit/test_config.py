@@ -47,10 +47,15 @@ def test_settings_are_read_once(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("timeout", "lease", "message"), [(40, 60, "API Gateway waits"), (20, 15, "lock lease")]
+    ("timeout", "lease", "generator", "message"),
+    [
+        (900, 60, "generator", "Lambda stops at 15 minutes"),
+        (40, 60, None, "names no function to run it in"),
+        (20, 15, "generator", "lock lease"),
+    ],
 )
-def test_a_feed_must_finish_within_the_gateway_wait_and_the_lock_lease(
-    runtime, timeout, lease, message
+def test_a_feed_must_finish_where_it_runs_and_within_the_lock_lease(
+    runtime, timeout, lease, generator, message
 ):
     registry = new_registry()
     registry.register(
@@ -61,7 +66,12 @@ def test_a_feed_must_finish_within_the_gateway_wait_and_the_lock_lease(
             generation_timeout_seconds=timeout,
         )
     )
-    settings = replace(runtime.settings, lock_lease_seconds=lease, lock_wait_seconds=5)
+    settings = replace(
+        runtime.settings,
+        lock_lease_seconds=lease,
+        lock_wait_seconds=5,
+        generator_function_name=generator,
+    )
     with pytest.raises(ConfigurationError, match=message):
         FeedService(replace(runtime, settings=settings), registry=registry)
 

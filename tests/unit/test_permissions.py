@@ -18,11 +18,12 @@ import pytest
 
 from offload import storage
 from offload.feeds import Feed
+from offload.feeds.background import BackgroundJob, LambdaLauncher
 from offload.feeds.cachekey import FeedRequest
 from offload.feeds.generation import Generation
 from offload.models import CacheEntry
 from tests.support import BUCKET_NAME, STACK, Api, match, s3_event, stored_generations
-from tests.support.feeds import age_entries
+from tests.support.feeds import Probe, age_entries, probe_feed
 
 TRANSACT_ACTIONS = {
     "Put": "PutItem",
@@ -58,6 +59,13 @@ def allowed_actions(logical_id: str) -> set[str]:
 
 
 @pytest.fixture
+def slow_probe() -> Iterator[Probe]:
+    """A feed `slow` that generates in the background."""
+    with probe_feed("slow", generation_timeout_seconds=60.0) as spy:
+        yield spy
+
+
+@pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[set[str]]:
     """Every AWS operation made while the test runs, as IAM action names."""
     made: set[str] = set()
@@ -86,6 +94,7 @@ def needed(made: set[str]) -> set[str]:
         "s3:CreateMultipartUpload": "s3:PutObject",
         "s3:UploadPart": "s3:PutObject",
         "s3:CompleteMultipartUpload": "s3:PutObject",
+        "lambda:Invoke": "lambda:InvokeFunction",
     }
     return {renamed.get(action, action) for action in made}
 
@@ -124,6 +133,38 @@ def test_feeds_function_policy_covers_cloudfront_signing(
     call_feed("/feeds/probe.json", key=key)  # hit: the first signature reads SSM
     assert needed(calls) <= allowed_actions("FeedsFunction")
     assert "ssm:GetParameters" in needed(calls)
+
+
+def test_feeds_and_generator_policies_cover_a_background_generation(
+    call_feed, make_key, catalog, calls, handler, monkeypatch
+):
+    key, _ = make_key()
+    # The feeds function starts the generator (moto has no such function: a 503 here).
+    call_feed("/feeds/catalog-export.jsonl", key=key)
+    assert "lambda:InvokeFunction" in needed(calls)
+    assert needed(calls) <= allowed_actions("FeedsFunction")
+    jobs: list[BackgroundJob] = []
+    monkeypatch.setattr(LambdaLauncher, "__call__", lambda self, job: jobs.append(job))
+    call_feed("/feeds/catalog-export.jsonl", key=key)
+    calls.clear()
+    generator = handler("FeedGeneratorFunction")
+    assert generator(jobs[0].event())["finished"] == "stored"  # renew, catalog query, upload
+    assert generator(jobs[0].event())["finished"] == "superseded"  # HEAD: stored already
+    assert needed(calls) <= allowed_actions("FeedGeneratorFunction")
+    assert {"dynamodb:UpdateItem", "dynamodb:Query", "s3:PutObject"} <= needed(calls)
+
+
+def test_a_failing_background_generation_marks_its_lock_as_its_policy_allows(
+    call_feed, make_key, slow_probe, calls, handler, monkeypatch
+):
+    key, _ = make_key()
+    jobs: list[BackgroundJob] = []
+    monkeypatch.setattr(LambdaLauncher, "__call__", lambda self, job: jobs.append(job))
+    call_feed("/feeds/slow.json", key=key)
+    slow_probe.fail = RuntimeError("down")
+    calls.clear()
+    assert handler("FeedGeneratorFunction")(jobs[0].event())["finished"] == "failed"
+    assert needed(calls) <= allowed_actions("FeedGeneratorFunction")
 
 
 def test_recorder_function_policy_covers_its_calls(handler, call_feed, make_key, probe, calls):

@@ -30,6 +30,7 @@ POINTER_STALE_SECONDS = "POINTER_STALE_SECONDS"
 IMMUTABLE_MAX_AGE_SECONDS = "IMMUTABLE_MAX_AGE_SECONDS"
 REDIRECT_MAX_AGE_SECONDS = "REDIRECT_MAX_AGE_SECONDS"
 UNFINISHED_MAX_AGE_SECONDS = "UNFINISHED_MAX_AGE_SECONDS"
+GENERATOR_FUNCTION_NAME = "GENERATOR_FUNCTION_NAME"
 
 # A synchronous Lambda response is at most 6 MB, headers and JSON envelope included.
 LAMBDA_RESPONSE_LIMIT = 6 * 1024 * 1024
@@ -95,6 +96,8 @@ class Settings:
     immutable_max_age: int = setting(IMMUTABLE_MAX_AGE_SECONDS, 31_536_000, POSITIVE)
     redirect_max_age: int = setting(REDIRECT_MAX_AGE_SECONDS, 5, NOT_NEGATIVE)
     unfinished_max_age: int = setting(UNFINISHED_MAX_AGE_SECONDS, 10, NOT_NEGATIVE)
+    # The function that runs generations too long for API Gateway's 30 s, asynchronously.
+    generator_function_name: str | None = setting(GENERATOR_FUNCTION_NAME, None)
 
     @property
     def signs_with_cloudfront(self) -> bool:

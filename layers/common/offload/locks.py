@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pynamodb.exceptions import DeleteError
+from pynamodb.exceptions import DeleteError, UpdateError
 from pynamodb.expressions.condition import Condition
 
 from offload.feeds.generation import Generation
@@ -23,6 +23,8 @@ class Lease:
 
     generation: Generation
     lease_until: float
+    # Why the holder's background generation failed; requests report it until the lease ends.
+    failure: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +94,48 @@ def release(generation: Generation) -> bool:
     return True
 
 
+def renew(generation: Generation, *, until: float) -> bool:
+    """Extend `generation`'s lease to `until` if it still holds the lock and has not failed.
+
+    A background generation starts some time after its lock was taken (Lambda queues
+    asynchronous events), so it renews the lease for its whole run before it begins.
+    """
+    try:
+        RebuildLock(RebuildLock.key_for(generation.cache_id), RebuildLock.SORT).update(
+            actions=[
+                RebuildLock.lease_until.set(until),
+                RebuildLock.expires_at.set(
+                    datetime.fromtimestamp(until + TTL_GRACE_SECONDS, tz=UTC)
+                ),
+            ],
+            condition=(RebuildLock.owner == generation.owner)
+            & RebuildLock.failure.does_not_exist(),
+        )
+    except UpdateError as exc:
+        if not condition_failed(exc):
+            raise
+        return False
+    return True
+
+
+def fail(generation: Generation, failure: str, *, until: float) -> bool:
+    """Keep the lock, marked failed, until `until`; True when `generation` still held it.
+
+    Requests then report the failure instead of starting the same doomed generation again
+    at once; when the lease runs out, the next request tries again.
+    """
+    try:
+        RebuildLock(RebuildLock.key_for(generation.cache_id), RebuildLock.SORT).update(
+            actions=[RebuildLock.failure.set(failure), RebuildLock.lease_until.set(until)],
+            condition=RebuildLock.owner == generation.owner,
+        )
+    except UpdateError as exc:
+        if not condition_failed(exc):
+            raise
+        return False
+    return True
+
+
 def _lease(cache_id: str, lock: RebuildLock) -> Lease:
     generation = Generation(id=lock.owner, cache_id=cache_id, object_key=lock.object_key)
-    return Lease(generation=generation, lease_until=float(lock.lease_until))
+    return Lease(generation=generation, lease_until=float(lock.lease_until), failure=lock.failure)

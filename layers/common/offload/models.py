@@ -106,6 +106,8 @@ class RebuildLock(TableModel):
     started_at = NumberAttribute()
     lease_until = NumberAttribute()
     expires_at = TTLAttribute()
+    # Set by a background generation that failed: why, told to requests until the lease ends.
+    failure = UnicodeAttribute(null=True)
 
     @staticmethod
     def key_for(cache_id: str) -> str:

@@ -31,7 +31,7 @@ class Runtime:
     signer: UrlSigner | None
 
 
-def _client_config(settings: Settings, **extra: Any) -> Config:
+def client_config(settings: Settings, **extra: Any) -> Config:
     # Fail fast enough for an API behind a 30 s gateway timeout.
     return Config(
         connect_timeout=settings.aws_timeout_seconds,
@@ -47,11 +47,11 @@ def _client_config(settings: Settings, **extra: Any) -> Config:
 def build_runtime(settings: Settings) -> Runtime:
     """Bind the models to the table and create the clients for these settings."""
     bind_models(settings)
-    s3 = boto3.client("s3", config=_client_config(settings, signature_version="s3v4"))
+    s3 = boto3.client("s3", config=client_config(settings, signature_version="s3v4"))
     return Runtime(
         settings=settings,
         s3=s3,
-        dynamodb=boto3.client("dynamodb", config=_client_config(settings)),
+        dynamodb=boto3.client("dynamodb", config=client_config(settings)),
         signer=build_signer(settings, s3, settings.bucket_name) if settings.bucket_name else None,
         pool=ThreadPoolExecutor(max_workers=POOL_WORKERS, thread_name_prefix="offload"),
     )

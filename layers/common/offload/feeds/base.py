@@ -6,13 +6,16 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from offload.config import ConfigurationError, Settings
+from offload.config import GENERATOR_FUNCTION_NAME, ConfigurationError, Settings
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 # Stands for the client in a shared feed's keys: no client id (a slug) can be it.
 SHARED_OWNER = "_shared"
 # API Gateway waits 30 s for the function; a generation must leave room to upload and answer.
 MAX_GENERATION_SECONDS = 25.0
+# A longer one runs in the generator function, which Lambda stops at 15 minutes; the rest
+# is room to upload.
+MAX_BACKGROUND_SECONDS = 840.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,8 @@ class Feed:
     # the limit stay per client). A client's invalidation then leaves it alone.
     shared: bool = False
     # Checked with the lock settings by `check_timing` when the feeds function starts.
+    # Beyond MAX_GENERATION_SECONDS the file is generated in the background: requests are
+    # answered 202 (or from a stale file) until it is stored.
     generation_timeout_seconds: float = 10.0
     description: str = ""
     _by_name: dict[str, Parameter] = field(init=False, repr=False, compare=False)
@@ -61,17 +66,34 @@ class Feed:
     def parameter(self, name: str) -> Parameter | None:
         return self._by_name.get(name)
 
+    @property
+    def in_background(self) -> bool:
+        """Whether a generation may outlast API Gateway's wait, so a request cannot await it."""
+        return self.generation_timeout_seconds > MAX_GENERATION_SECONDS
+
+
+def lease_seconds(feed: Feed, settings: Settings) -> float:
+    """How long a rebuild lock on one of `feed`'s files holds: past its longest generation."""
+    if feed.in_background:
+        return feed.generation_timeout_seconds + settings.lock_lease_seconds
+    return settings.lock_lease_seconds
+
 
 def check_timing(feeds: Iterable[Feed], settings: Settings) -> None:
-    """Every feed's generation fits API Gateway's wait and the rebuild lock's lease."""
+    """Every feed's generation fits where it runs and the rebuild lock's lease."""
     for feed in feeds:
         timeout = feed.generation_timeout_seconds
-        if not 0 < timeout <= MAX_GENERATION_SECONDS:
+        if not 0 < timeout <= MAX_BACKGROUND_SECONDS:
             raise ConfigurationError(
                 f"feed {feed.name!r} may generate for {timeout} s; it must be more than 0 "
-                f"and at most {MAX_GENERATION_SECONDS} s (API Gateway waits 30 s)"
+                f"and at most {MAX_BACKGROUND_SECONDS} s (Lambda stops at 15 minutes)"
             )
-        if timeout >= settings.lock_lease_seconds:
+        if feed.in_background and settings.generator_function_name is None:
+            raise ConfigurationError(
+                f"feed {feed.name!r} may generate for {timeout} s, longer than API Gateway "
+                f"waits, and {GENERATOR_FUNCTION_NAME} names no function to run it in"
+            )
+        if timeout >= lease_seconds(feed, settings):
             # A lease shorter than a generation would let a second one start meanwhile.
             raise ConfigurationError(
                 f"feed {feed.name!r} may generate for {timeout} s, "

@@ -101,3 +101,22 @@ CATALOG = Feed(
     generation_timeout_seconds=10.0,
     generate=generate,
 )
+
+
+def generate_export(request: GenerationRequest) -> bytes:
+    """Every product, one JSON document a line: the bulk format for loading elsewhere."""
+    lines = (json.dumps(p, ensure_ascii=False, separators=(",", ":")) for p in _products(None))
+    return "".join(f"{line}\n" for line in lines).encode()
+
+
+EXPORT = Feed(
+    name="catalog-export",
+    description="Every product as JSON Lines, for bulk loads; generated in the background.",
+    formats={"jsonl": "application/x-ndjson"},
+    shared=True,
+    max_age_seconds=24 * 3600,
+    # A full export may take minutes, longer than API Gateway waits: it runs in the
+    # generator function, and requests answer 202 until it is stored.
+    generation_timeout_seconds=300.0,
+    generate=generate_export,
+)

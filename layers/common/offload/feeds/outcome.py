@@ -22,6 +22,8 @@ class Outcome(StrEnum):
     STALE = "hit; fwd=stale"
     # The rebuild failed; an older file answers (stale-if-error).
     STALE_ON_ERROR = "hit; fwd=stale; detail=error"
+    # The file is being generated in the background and nothing may answer meanwhile.
+    PENDING = "fwd=miss; detail=pending"
 
     @property
     def cache_status(self) -> str:
@@ -31,7 +33,8 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Served:
-    """The file that answers: a stored object, bytes inline, or both (stored and small)."""
+    """The file that answers: a stored object, bytes inline, or both (stored and small);
+    none while it is PENDING."""
 
     outcome: Outcome
     object_key: str | None = None
@@ -40,5 +43,5 @@ class Served:
     size: int | None = None
 
     def __post_init__(self) -> None:
-        if self.object_key is None and self.body is None:
+        if self.object_key is None and self.body is None and self.outcome is not Outcome.PENDING:
             raise ValueError("a served file is an object, bytes, or both")

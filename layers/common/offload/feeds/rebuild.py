@@ -9,6 +9,8 @@ from collections.abc import Callable
 from aws_lambda_powertools.metrics import MetricUnit
 
 from offload import freshness, locks, storage
+from offload.feeds.background import BackgroundJob, Launch, failure_of
+from offload.feeds.base import lease_seconds
 from offload.feeds.cachekey import FeedRequest
 from offload.feeds.decision import Hit, Rebuild, decide
 from offload.feeds.generation import Generation
@@ -32,12 +34,14 @@ class Rebuilder:
         *,
         exists: Callable[[str], bool],
         clock: Callable[[], float],
+        launch: Launch,
     ) -> None:
         self._runtime = runtime
         self._bucket = bucket
         self._settings = runtime.settings
         self._exists = exists
         self._clock = clock
+        self._launch = launch
 
     def rebuild(
         self,
@@ -54,9 +58,10 @@ class Rebuilder:
         """
         now = self._clock()
         generation = Generation.start(request, now)
+        lease = now + lease_seconds(request.feed, self._settings)
         taken = locks.acquire(
             self._runtime.dynamodb,
-            locks.Lease(generation, lease_until=now + self._settings.lock_lease_seconds),
+            locks.Lease(generation, lease_until=lease),
             now=now,
             superseded_before=coverage.latest,
         )
@@ -66,7 +71,11 @@ class Rebuilder:
                 locks.release(generation)
                 metrics.add_metric(name="Hits", unit=MetricUnit.Count, value=1)
                 return Served(Outcome.HIT, recorded)
+            if request.feed.in_background:
+                return self._start_in_background(BackgroundJob(request, generation), plan.stale)
             return self._generate_as_owner(request, generation, plan.stale, inline)
+        if request.feed.in_background:
+            return self._await_background(taken.lease, plan.stale)
         if plan.stale:
             metrics.add_metric(name="Stale", unit=MetricUnit.Count, value=1)
             return Served(Outcome.STALE, plan.stale)
@@ -102,18 +111,47 @@ class Rebuilder:
         )
         return decision.object_key if isinstance(decision, Hit) else None
 
+    def _start_in_background(self, job: BackgroundJob, stale: str | None) -> Served:
+        """Hand the generation to the generator function; answer stale or pending meanwhile."""
+        try:
+            self._launch(job)
+        except Exception:
+            self._release(job.generation)
+            if stale:
+                logger.warning("could not start the rebuild; serving the stale file", exc_info=True)
+                metrics.add_metric(name="StaleOnError", unit=MetricUnit.Count, value=1)
+                return Served(Outcome.STALE_ON_ERROR, stale)
+            raise
+        metrics.add_metric(name="BackgroundStarts", unit=MetricUnit.Count, value=1)
+        return Served(Outcome.STALE, stale) if stale else Served(Outcome.PENDING)
+
+    def _await_background(self, lease: locks.Lease | None, stale: str | None) -> Served:
+        """Another request started the generation: nothing to wait for within a request."""
+        if lease is not None and lease.failure:
+            if stale:
+                metrics.add_metric(name="StaleOnError", unit=MetricUnit.Count, value=1)
+                return Served(Outcome.STALE_ON_ERROR, stale)
+            raise failure_of(lease, self._clock())
+        if stale:
+            metrics.add_metric(name="Stale", unit=MetricUnit.Count, value=1)
+            return Served(Outcome.STALE, stale)
+        return Served(Outcome.PENDING)
+
+    def _release(self, generation: Generation) -> None:
+        # If releasing fails too, the lease frees the lock: the first error is the news.
+        try:
+            locks.release(generation)
+        except Exception:
+            logger.warning("could not release the rebuild lock", exc_info=True)
+
     def _generate_as_owner(
         self, request: FeedRequest, generation: Generation, stale: str | None, inline: bool
     ) -> Served:
         try:
             return self._store(request, generation, generate(request), inline)
         except Exception:
-            # The recorder releases the lock once the upload lands; on failure, we do. If
-            # that fails too, its lease frees it: the generation's own error is the news.
-            try:
-                locks.release(generation)
-            except Exception:
-                logger.warning("could not release the rebuild lock", exc_info=True)
+            # The recorder releases the lock once the upload lands; on failure, we do.
+            self._release(generation)
             if stale:
                 logger.warning("rebuild failed; serving the stale file", exc_info=True)
                 metrics.add_metric(name="StaleOnError", unit=MetricUnit.Count, value=1)

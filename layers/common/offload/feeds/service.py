@@ -15,6 +15,7 @@ from offload.auth import Client
 from offload.config import BUCKET_NAME, ConfigurationError
 from offload.errors import OffloadError
 from offload.etags import matches_any
+from offload.feeds.background import LambdaLauncher, Launch
 from offload.feeds.base import check_timing
 from offload.feeds.cachekey import FeedRequest, parse_feed_request
 from offload.feeds.decision import Hit, decide
@@ -37,7 +38,8 @@ Metered = Callable[[RateStatus], None]
 @dataclass(frozen=True, slots=True)
 class FeedAnswer:
     """A redirect to `location`, or the generated `body` inline, or `not_modified` (the
-    client holds the current file); with `link`, the URL is the answer's body instead."""
+    client holds the current file); with `link`, the URL is the answer's body instead.
+    `retry_after` is set while the file is generated in the background: ask again then."""
 
     outcome: Outcome
     content_type: str
@@ -46,6 +48,7 @@ class FeedAnswer:
     etag: str | None = None
     not_modified: bool = False
     link: Link | None = None
+    retry_after: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +82,9 @@ class FeedService:
         *,
         registry: FeedRegistry = REGISTRY,
         clock: Callable[[], float] = time.time,
+        launch: Launch | None = None,
     ) -> None:
+        """`launch` starts background generations (default: the generator function)."""
         check_timing(registry, runtime.settings)
         if runtime.signer is None or runtime.settings.bucket_name is None:
             raise ConfigurationError(f"{BUCKET_NAME} is not set: feeds are stored in a bucket")
@@ -88,7 +93,13 @@ class FeedService:
         self._bucket = runtime.settings.bucket_name
         self._registry = registry
         self._clock = clock
-        self._rebuilder = Rebuilder(runtime, self._bucket, exists=self._exists, clock=clock)
+        self._rebuilder = Rebuilder(
+            runtime,
+            self._bucket,
+            exists=self._exists,
+            clock=clock,
+            launch=launch or LambdaLauncher(runtime.settings),
+        )
         # The last object seen per cache key, HEADed speculatively in the first round so
         # a warm hit costs one parallel round of AWS calls.
         self._known: dict[str, str] = {}
@@ -157,6 +168,8 @@ class FeedService:
 
     def _answer(self, request: FeedRequest, served: Served, delivery: Delivery) -> FeedAnswer:
         answer = FeedAnswer(served.outcome, request.content_type)
+        if served.outcome is Outcome.PENDING:
+            return replace(answer, retry_after=self._runtime.settings.retry_after_seconds)
         generation = Generation.of_object(served.object_key) if served.object_key else None
         if generation is None:  # a private copy, never stored: nothing to name or link to
             return replace(answer, body=served.body or b"")
