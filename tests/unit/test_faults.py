@@ -27,6 +27,7 @@ from botocore.client import BaseClient
 from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
 from botocore.retries.standard import ExponentialBackoff
 
+from offload import invalidation
 from offload.config import LOCK_LEASE_SECONDS, get_settings
 from offload.feeds.outcome import Outcome
 from tests.support import (
@@ -387,13 +388,50 @@ def test_a_timeout_surfaces_only_after_the_sdk_retried_it(
     assert fault.calls == 1 and fault.attempts == 3
 
 
-@pytest.mark.parametrize("error", THROTTLED_OR_TIMED_OUT)
+def collided(shards: int) -> ServiceError:
+    """Another invalidation of the scope held every shard: DynamoDB cancelled this one."""
+    conflicts = ("TransactionConflict",) * shards
+    return ServiceError(400, "TransactionCanceledException", reasons=conflicts)
+
+
+@pytest.fixture
+def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Colliding invalidations retry at once (they wait up to half a second otherwise)."""
+    monkeypatch.setattr(invalidation, "BACKOFF_CAP_SECONDS", 0.0)
+
+
+@pytest.mark.parametrize(
+    "error", [*THROTTLED_OR_TIMED_OUT, pytest.param(TRANSACTION_THROTTLED, id="cancelled")]
+)
 def test_a_failing_invalidation_write_is_a_503_and_records_nothing(error, fail, invalidate):
-    # WHEN recording an invalidation fails
-    fault = fail("dynamodb.UpdateItem", error, when=touching("INVALIDATION#"))
+    # WHEN the transaction that records an invalidation in every shard of its scope fails
+    fault = fail("dynamodb.TransactWriteItems", error, when=touching("INVALIDATION#"))
     response = invalidate({"scope": "global"})
     # THEN the operator is told to retry, and nothing was invalidated
     assert_retry_later(response, fault)
+    assert not items("INVALIDATION#")
+
+
+def test_an_invalidation_that_collides_with_another_is_written_again(
+    fail, invalidate, runtime, no_backoff
+):
+    # WHEN the first transaction collides with another invalidation of the scope
+    shards = runtime.settings.invalidation_shards
+    fault = fail("dynamodb.TransactWriteItems", collided(shards), times=1)
+    response = invalidate({"feed": "catalog"})
+    # THEN it is written again and accepted: every shard holds it
+    assert fault.calls == 1
+    assert response["statusCode"] == HTTPStatus.ACCEPTED
+    assert len(items("INVALIDATION#feed#catalog")) == shards
+
+
+def test_an_invalidation_that_keeps_colliding_is_a_503(fail, invalidate, runtime, no_backoff):
+    # WHEN every attempt collides with another invalidation of the scope
+    fault = fail("dynamodb.TransactWriteItems", collided(runtime.settings.invalidation_shards))
+    response = invalidate({"feed": "catalog"})
+    # THEN after a bounded number of attempts the operator is told to retry
+    assert_retry_later(response, fault)
+    assert fault.calls == invalidation.MAX_ATTEMPTS
     assert not items("INVALIDATION#")
 
 

@@ -64,3 +64,45 @@ def test_the_hourly_limit_scales_to_the_window():
     assert ratelimit.scaled_limit(1000, 3600) == 1000
     assert ratelimit.scaled_limit(1000, 60) == 16
     assert ratelimit.scaled_limit(10, 60) == 1
+
+
+def test_a_client_past_its_limit_is_refused_without_another_write(aws, make_key, monkeypatch):
+    # GIVEN a client that has spent its window: its third request was refused by DynamoDB
+    _, client_id = make_key(hourly_limit=2)
+    client = auth.Client(client_id=client_id, scopes=frozenset({"feeds"}), hourly_limit=2)
+    now = 1_800_000_000.0
+    ratelimit.consume(client, window_seconds=3600, now=now)
+    ratelimit.consume(client, window_seconds=3600, now=now)
+    with pytest.raises(RateLimited):
+        ratelimit.consume(client, window_seconds=3600, now=now)
+
+    # WHEN it keeps asking in the same window, its counter item no longer taking writes
+    def no_write(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a refused client's counter was written again")
+
+    monkeypatch.setattr(RateCounter, "update", no_write)
+    with pytest.raises(RateLimited) as refused:
+        ratelimit.consume(client, window_seconds=3600, now=now + 60)
+    # THEN it is refused as before, headers and all, from what the container remembers
+    assert refused.value.headers == {
+        "RateLimit-Limit": "2",
+        "RateLimit-Remaining": "0",
+        "RateLimit-Reset": str(3600 - 60 - int(now % 3600)),
+    }
+    assert refused.value.retry_after == 3600 - 60 - int(now % 3600)
+
+
+def test_a_raised_limit_counts_afresh_within_the_window(aws, make_key):
+    # GIVEN a client refused at its limit of 1
+    _, client_id = make_key(hourly_limit=1)
+    now = 1_800_000_000.0
+    before = auth.Client(client_id=client_id, scopes=frozenset({"feeds"}), hourly_limit=1)
+    ratelimit.consume(before, window_seconds=3600, now=now)
+    with pytest.raises(RateLimited):
+        ratelimit.consume(before, window_seconds=3600, now=now)
+    # WHEN its limit is raised to 2 (as its key's record says once re-read)
+    after = auth.Client(client_id=client_id, scopes=frozenset({"feeds"}), hourly_limit=2)
+    # THEN one more request passes, counted on the same counter, and the next is refused
+    assert ratelimit.consume(after, window_seconds=3600, now=now).remaining == 0
+    with pytest.raises(RateLimited):
+        ratelimit.consume(after, window_seconds=3600, now=now)

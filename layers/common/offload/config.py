@@ -30,10 +30,13 @@ POINTER_STALE_SECONDS = "POINTER_STALE_SECONDS"
 IMMUTABLE_MAX_AGE_SECONDS = "IMMUTABLE_MAX_AGE_SECONDS"
 REDIRECT_MAX_AGE_SECONDS = "REDIRECT_MAX_AGE_SECONDS"
 UNFINISHED_MAX_AGE_SECONDS = "UNFINISHED_MAX_AGE_SECONDS"
+INVALIDATION_SHARDS = "INVALIDATION_SHARDS"
 GENERATOR_FUNCTION_NAME = "GENERATOR_FUNCTION_NAME"
 
 # A synchronous Lambda response is at most 6 MB, headers and JSON envelope included.
 LAMBDA_RESPONSE_LIMIT = 6 * 1024 * 1024
+# One TransactWriteItems writes at most 100 items: an invalidation's shards, all at once.
+MAX_INVALIDATION_SHARDS = 100
 MAX_SIGNED_URL_TTL = 3600
 
 
@@ -96,6 +99,13 @@ class Settings:
     immutable_max_age: int = setting(IMMUTABLE_MAX_AGE_SECONDS, 31_536_000, POSITIVE)
     redirect_max_age: int = setting(REDIRECT_MAX_AGE_SECONDS, 5, NOT_NEGATIVE)
     unfinished_max_age: int = setting(UNFINISHED_MAX_AGE_SECONDS, 10, NOT_NEGATIVE)
+    # Items per invalidation scope, each read by 1/N of feed requests: one item serves 3,000
+    # strongly consistent reads a second, so 10 hold some 29,000 requests a second (bench/
+    # hotkeys.py), three times API Gateway's default regional quota. Writers and readers
+    # must agree: README "Hot keys" says how to change it on a live table.
+    invalidation_shards: int = setting(
+        INVALIDATION_SHARDS, 10, at_least(1, MAX_INVALIDATION_SHARDS)
+    )
     # The function that runs generations too long for API Gateway's 30 s, asynchronously.
     generator_function_name: str | None = setting(GENERATOR_FUNCTION_NAME, None)
 

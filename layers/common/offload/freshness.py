@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from enum import Enum
 
@@ -29,10 +30,21 @@ class Coverage:
         return max(self.hard_at, self.soft_at)
 
 
+def pick_shard(shards: int) -> int:
+    """The shard a request reads, at random: each item of a scope gets 1/N of its reads."""
+    return random.randrange(shards)
+
+
 def read_coverage(feed: str, owner: str) -> Coverage:
-    """One strongly consistent batch read of the three scopes."""
+    """One strongly consistent batch read of the three scopes, one shard of each.
+
+    An invalidation writes every shard of its scope in one transaction, so any shard read
+    after it committed holds it, and a hot scope's reads (`global`'s above all: every
+    request reads it) are spread over all its items.
+    """
+    shard = pick_shard(Invalidation.shards())
     keys = [
-        (Invalidation.key_for(scope.key), Invalidation.SORT)
+        (Invalidation.key_for(scope.key, shard), Invalidation.SORT)
         for scope in Scope.covering(feed, owner)
     ]
     hard = soft = 0.0

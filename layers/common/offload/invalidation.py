@@ -2,23 +2,37 @@
 
 from __future__ import annotations
 
+import random
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pynamodb.exceptions import UpdateError
+from pynamodb.attributes import NumberAttribute
+from pynamodb.exceptions import TransactWriteError
+from pynamodb.transactions import TransactWrite
 
 from offload.collections import REGISTRY as COLLECTIONS
 from offload.collections import CollectionRef
 from offload.collections.store import CollectionStore
-from offload.errors import InvalidRequest, NotFound
+from offload.errors import DependencyUnavailable, InvalidRequest, NotFound
 from offload.feeds import REGISTRY as FEEDS
 from offload.feeds.base import SLUG
-from offload.models import Invalidation, condition_failed
+from offload.models import Invalidation, cause_code
 from offload.scopes import Kind, Scope
 
 # The request field that names each kind of scope.
 FIELDS = {"scope": Kind.GLOBAL, "feed": Kind.FEED, "client": Kind.CLIENT}
+CANCELLED = "TransactionCanceledException"
+# Why DynamoDB cancels a shard's write, of those that are no failure: the shard holds a
+# later time (kept: done), or another transaction had the item (a concurrent invalidation
+# of the scope: write it again). Anything else, a throttle above all, is a real failure.
+KEPT_LATER = "ConditionalCheckFailed"
+COLLIDED = "TransactionConflict"
+# Only concurrent invalidations of one scope collide; each loses at most once per winner.
+MAX_ATTEMPTS = 8
+BACKOFF_BASE_SECONDS = 0.02
+BACKOFF_CAP_SECONDS = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,17 +92,79 @@ def parse_feed_invalidation(body: dict[str, Any]) -> FeedInvalidation:
 
 
 def invalidate(request: FeedInvalidation, *, now: float) -> float:
-    """Record the invalidation at `now`; a later one already recorded is kept."""
+    """Record the invalidation at `now` in every shard of its scope; a later one already
+    recorded is kept."""
     attribute = Invalidation.soft_at if request.soft else Invalidation.hard_at
-    try:
-        Invalidation(Invalidation.key_for(request.scope.key), Invalidation.SORT).update(
-            actions=[attribute.set(now)],
-            condition=attribute.does_not_exist() | (attribute < now),
-        )
-    except UpdateError as exc:
-        if not condition_failed(exc):
-            raise
+    record(request.scope.key, attribute, now)
     return now
+
+
+def record(scope: str, attribute: NumberAttribute, at: float) -> None:
+    """Set `attribute` to `at` in each shard of `scope` that holds no later time.
+
+    A feed request reads one shard at random, so a hard invalidation is exact only once all
+    of them hold it: they are written in one transaction, and any shard read after it
+    committed has it. DynamoDB has no max(), so each update is conditional ("none, or an
+    earlier one"); a failed condition cancels the whole transaction, and the shards that
+    failed it, which hold a later time and keep it, are left out of the next attempt.
+    """
+    pending = list(range(Invalidation.shards()))
+    for attempt in range(MAX_ATTEMPTS):
+        pending, collided = _write_shards(scope, attribute, at, pending)
+        if not pending:
+            return
+        if collided:
+            _backoff(attempt)
+    raise DependencyUnavailable(f"concurrent invalidations of {scope} kept colliding; retry")
+
+
+def reshard() -> int:
+    """Copy each scope's latest times to all its shards; return how many scopes there are.
+
+    Once, for a table whose invalidations were recorded before scopes were sharded (they
+    are in shard 0, the old key), and after raising INVALIDATION_SHARDS: until then what
+    only some shards hold is seen by some requests only. Safe to repeat or to run while
+    serving: a shard keeps a later time than the one copied.
+    """
+    latest: dict[str, dict[str, float]] = {}
+    for item in Invalidation.scan(Invalidation.sk == Invalidation.SORT, consistent_read=True):
+        scope, _ = Invalidation.scope_of(item.pk)
+        times = latest.setdefault(scope, {})
+        for name, value in (("hard_at", item.hard_at), ("soft_at", item.soft_at)):
+            if value is not None:
+                times[name] = max(times.get(name, 0.0), float(value))
+    for scope, times in latest.items():
+        for name, at in times.items():
+            record(scope, getattr(Invalidation, name), at)
+    return len(latest)
+
+
+def _write_shards(
+    scope: str, attribute: NumberAttribute, at: float, shards: list[int]
+) -> tuple[list[int], bool]:
+    """One transaction over `shards`: the shards still to write, and whether it collided."""
+    try:
+        with TransactWrite(connection=Invalidation.connection()) as transaction:
+            for shard in shards:
+                transaction.update(
+                    Invalidation(Invalidation.key_for(scope, shard), Invalidation.SORT),
+                    actions=[attribute.set(at)],
+                    condition=attribute.does_not_exist() | (attribute < at),
+                )
+    except TransactWriteError as exc:
+        # In the order of the items; None for those that stopped nothing.
+        reasons = exc.cancellation_reasons if cause_code(exc) == CANCELLED else []
+        codes = [reason.code if reason is not None else None for reason in reasons]
+        if len(codes) != len(shards) or not set(codes) <= {None, KEPT_LATER, COLLIDED}:
+            raise
+        left = [shard for shard, code in zip(shards, codes, strict=True) if code != KEPT_LATER]
+        return left, COLLIDED in codes
+    return [], False
+
+
+def _backoff(attempt: int) -> None:
+    # Full jitter keeps two invalidations of one scope from colliding in lock step.
+    time.sleep(random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)))
 
 
 def apply(

@@ -12,12 +12,14 @@ from pynamodb.attributes import (
     UnicodeAttribute,
     UnicodeSetAttribute,
 )
+from pynamodb.connection import Connection
 from pynamodb.exceptions import PynamoDBException
 from pynamodb.expressions.condition import Condition
 from pynamodb.models import Model
 
-from offload.config import Settings
+from offload.config import Settings, default_of
 from offload.errors import DependencyUnavailable
+from offload.scopes import Kind
 
 TTL_ATTRIBUTE = "expires_at"
 _CONDITION_FAILED = "ConditionalCheckFailedException"
@@ -78,19 +80,49 @@ class CacheEntry(TableModel):
 
 
 class Invalidation(TableModel):
-    """The latest hard and soft invalidation times of one scope (global, a feed, a client)."""
+    """The latest hard and soft invalidation times of one scope (global, a feed, a client).
+
+    A scope is kept in `shards()` items with the same times, written in one transaction, so
+    that every feed request can read one of them at random: one item serves at most 3,000
+    strongly consistent reads a second.
+    """
 
     class Meta(TableModel.Meta):
         pass
 
     SORT = "INVALIDATION"
+    PREFIX = "INVALIDATION#"
 
     hard_at = NumberAttribute(null=True)
     soft_at = NumberAttribute(null=True)
 
-    @staticmethod
-    def key_for(scope: str) -> str:
-        return f"INVALIDATION#{scope}"
+    @classmethod
+    def key_for(cls, scope: str, shard: int = 0) -> str:
+        """Shard 0 keeps the key the scope had before it was sharded, so what was recorded
+        there still counts; shard k is `INVALIDATION#<scope>#k` (no name holds a `#`)."""
+        return f"{cls.PREFIX}{scope}" if shard == 0 else f"{cls.PREFIX}{scope}#{shard}"
+
+    @classmethod
+    def scope_of(cls, key: str) -> tuple[str, int]:
+        """The scope and shard a partition key names: the inverse of `key_for`."""
+        parts = key.removeprefix(cls.PREFIX).split("#")
+        # `global` is one part, `feed#<name>` and `client#<id>` two; a shard adds one.
+        named = 1 if parts[0] == Kind.GLOBAL else 2
+        if len(parts) == named + 1:
+            return "#".join(parts[:named]), int(parts[named])
+        return "#".join(parts), 0
+
+    @classmethod
+    def shards(cls) -> int:
+        """Items per scope: the bound settings' INVALIDATION_SHARDS (every writer and reader
+        must agree, so it comes from where the table name does)."""
+        shards: int = _bound.invalidation_shards if _bound else default_of("invalidation_shards")
+        return shards
+
+    @classmethod
+    def connection(cls) -> Connection:
+        """The connection the model is bound with, for transactions over its items."""
+        return cls._get_connection().connection
 
 
 class RebuildLock(TableModel):

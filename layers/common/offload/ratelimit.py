@@ -1,4 +1,4 @@
-"""Per-client fixed-window rate limiting: one atomic conditional update per request."""
+"""Per-client fixed-window rate limiting: one atomic conditional update per counted request."""
 
 from __future__ import annotations
 
@@ -13,6 +13,14 @@ from offload.auth import Client
 from offload.errors import RateLimited
 from offload.models import RateCounter, condition_failed
 from offload.observability import metrics
+
+# Windows this container has seen a client spend: (client, window start, limit). A window's
+# count only grows, so every later request in it is over the limit too and is refused
+# without a write: a client flooding past its limit costs its counter item (1,000 writes
+# a second at most) one write per container and window instead of one per request. The
+# limit is in the key, so a changed limit, once the key's record is read again, counts.
+_spent: set[tuple[str, int, int]] = set()
+MAX_SPENT = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +51,9 @@ def consume(client: Client, *, window_seconds: int, now: float) -> RateStatus:
     window_start = int(now // window_seconds * window_seconds)
     window_end = window_start + window_seconds
     reset = max(1, math.ceil(window_end - now))
+    spent = (client.client_id, window_start, limit)
+    if spent in _spent:
+        raise _limited(limit, window_seconds, reset)
     counter = RateCounter(RateCounter.key_for(client.client_id, window_start), RateCounter.SORT)
     try:
         counter.update(
@@ -58,11 +69,18 @@ def consume(client: Client, *, window_seconds: int, now: float) -> RateStatus:
     except UpdateError as exc:
         if not condition_failed(exc):
             raise
-        metrics.add_metric(name="RateLimited", unit=MetricUnit.Count, value=1)
-        status = RateStatus(limit=limit, remaining=0, reset_seconds=reset)
-        raise RateLimited(
-            f"{limit} requests per {window_seconds} s; the window resets in {reset} s",
-            headers=status.headers(),
-            retry_after=reset,
-        ) from exc
+        if len(_spent) >= MAX_SPENT:
+            _spent.clear()  # a few extra writes beat unbounded memory
+        _spent.add(spent)
+        raise _limited(limit, window_seconds, reset) from exc
     return RateStatus(limit=limit, remaining=max(0, limit - int(counter.hits)), reset_seconds=reset)
+
+
+def _limited(limit: int, window_seconds: int, reset: int) -> RateLimited:
+    metrics.add_metric(name="RateLimited", unit=MetricUnit.Count, value=1)
+    status = RateStatus(limit=limit, remaining=0, reset_seconds=reset)
+    return RateLimited(
+        f"{limit} requests per {window_seconds} s; the window resets in {reset} s",
+        headers=status.headers(),
+        retry_after=reset,
+    )
