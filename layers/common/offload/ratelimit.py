@@ -45,15 +45,27 @@ def scaled_limit(hourly_limit: int, window_seconds: int) -> int:
     return max(1, math.floor(hourly_limit * window_seconds / 3600))
 
 
+def refuse_if_spent(client: Client, *, window_seconds: int, now: float) -> None:
+    """Raise RateLimited, without any AWS call, if this container saw the window spent.
+
+    Called before a request's first round, so a client flooding past its limit costs no
+    read, HEAD or write at all, only its authentication.
+    """
+    limit = scaled_limit(client.hourly_limit, window_seconds)
+    window_start = int(now // window_seconds * window_seconds)
+    if (client.client_id, window_start, limit) in _spent:
+        reset = max(1, math.ceil(window_start + window_seconds - now))
+        raise _limited(limit, window_seconds, reset)
+
+
 def consume(client: Client, *, window_seconds: int, now: float) -> RateStatus:
     """Count one request; raise RateLimited (with headers) when the window is spent."""
+    refuse_if_spent(client, window_seconds=window_seconds, now=now)
     limit = scaled_limit(client.hourly_limit, window_seconds)
     window_start = int(now // window_seconds * window_seconds)
     window_end = window_start + window_seconds
     reset = max(1, math.ceil(window_end - now))
     spent = (client.client_id, window_start, limit)
-    if spent in _spent:
-        raise _limited(limit, window_seconds, reset)
     counter = RateCounter(RateCounter.key_for(client.client_id, window_start), RateCounter.SORT)
     try:
         counter.update(

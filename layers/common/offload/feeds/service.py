@@ -25,7 +25,7 @@ from offload.feeds.outcome import Outcome, Served
 from offload.feeds.rebuild import Rebuilder
 from offload.feeds.registry import REGISTRY, FeedRegistry
 from offload.observability import logger, metrics
-from offload.ratelimit import RateStatus, consume
+from offload.ratelimit import RateStatus, consume, refuse_if_spent
 from offload.runtime import Runtime
 from offload.storage import Download
 
@@ -138,6 +138,8 @@ class FeedService:
     ) -> FeedAnswer:
         """Answer a validated request for an authenticated client; counts it against the limit."""
         delivery = delivery or Delivery()
+        window = self._runtime.settings.rate_limit_window
+        refuse_if_spent(client, window_seconds=window, now=self._clock())
         pool = self._runtime.pool
         guess = self._known.get(request.cache_id)
         rate = pool.submit(self._count, client)
