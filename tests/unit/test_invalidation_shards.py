@@ -17,7 +17,7 @@ from offload.config import INVALIDATION_SHARDS, TABLE_NAME, ConfigurationError, 
 from offload.feeds.outcome import Outcome
 from offload.freshness import Coverage, State, judge, read_coverage
 from offload.invalidation import FeedInvalidation, invalidate, reshard
-from offload.models import CacheEntry, Invalidation
+from offload.models import CacheEntry, Invalidation, dynamodb_client
 from offload.runtime import get_runtime
 from offload.scopes import Scope
 from tests.support import TABLE_NAME as TABLE
@@ -130,22 +130,21 @@ def test_an_accepted_invalidation_is_in_every_shard_of_its_scope(invalidate, bod
     assert found == pytest.approx(at, abs=1e-6)
 
 
-def test_a_request_reads_one_item_per_scope_strongly_consistently(aws, monkeypatch):
-    # GIVEN a spy on the invalidation reads
-    reads: list[tuple[list[tuple[str, str]], bool]] = []
-    batch_get = Invalidation.batch_get
+def test_a_request_reads_one_item_per_scope_strongly_consistently(aws):
+    # GIVEN a spy on the container's DynamoDB calls
+    reads: list[dict[str, Any]] = []
 
-    def spy(keys: Any, consistent_read: bool = False, **kwargs: Any) -> Any:
-        reads.append((list(keys), consistent_read))
-        return batch_get(keys, consistent_read=consistent_read, **kwargs)
+    def spy(params: dict[str, Any], **_: Any) -> None:
+        reads.append(params)
 
-    monkeypatch.setattr(Invalidation, "batch_get", spy)
+    dynamodb_client().meta.events.register("provide-client-params.dynamodb.BatchGetItem", spy)
     # WHEN a request reads its coverage
     coverage_on(3, feed="probe", owner="acme")
     # THEN one consistent batch of three items, one shard of each scope, as before sharding
-    [(keys, consistent)] = reads
-    assert consistent
-    assert [Invalidation.scope_of(pk) for pk, _ in keys] == [
+    [params] = reads
+    [wanted] = params["RequestItems"].values()
+    assert wanted["ConsistentRead"] is True
+    assert [Invalidation.scope_of(key["pk"]["S"]) for key in wanted["Keys"]] == [
         ("global", 3),
         ("feed#probe", 3),
         ("client#acme", 3),

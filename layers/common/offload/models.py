@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any, TypeVar
 
 from pynamodb.attributes import (
@@ -184,6 +185,9 @@ ALL_MODELS: tuple[type[TableModel], ...] = (
 
 
 _bound: Settings | None = None
+# The one connection (and botocore client) every bound model uses.
+_shared: Connection | None = None
+_client_lock = threading.Lock()
 _M = TypeVar("_M", bound=TableModel)
 
 
@@ -247,11 +251,35 @@ def register_model(model: type[TableModel]) -> type[TableModel]:
 
 
 def bind_models(settings: Settings) -> None:
-    """Point every model at the configured table, with timeouts that suit an API."""
-    global _bound
-    _bound = settings
+    """Point every model at the configured table, with timeouts that suit an API.
+
+    Every model shares one connection, so a container makes one DynamoDB client (on its
+    first call) instead of a botocore session and client per model: the table is one.
+    """
+    global _bound, _shared
+    _bound, _shared = settings, None
     for model in ALL_MODELS:
         _bind(model, settings)
+
+
+def table_name() -> str:
+    """The table the models are bound to."""
+    if _bound is None:
+        raise RuntimeError("the models are not bound to a table yet")
+    return _bound.table_name
+
+
+def item_key(pk: str, sk: str) -> dict[str, dict[str, str]]:
+    """A key as DynamoDB's low-level API takes it, for calls made without PynamoDB."""
+    return {TableModel.pk.attr_name: {"S": pk}, TableModel.sk.attr_name: {"S": sk}}
+
+
+def dynamodb_client() -> Any:
+    """The botocore DynamoDB client every model uses, made on first use."""
+    if _shared is None:
+        raise RuntimeError("the models are not bound to a table yet")
+    with _client_lock:  # PynamoDB makes it unlocked: two first calls would make two
+        return _shared.client
 
 
 def connection_options(settings: Settings) -> dict[str, Any]:
@@ -265,7 +293,13 @@ def connection_options(settings: Settings) -> dict[str, Any]:
 
 
 def _bind(model: type[TableModel], settings: Settings) -> None:
+    global _shared
     model.Meta.table_name = settings.table_name
     for name, value in connection_options(settings).items():
         setattr(model.Meta, name, value)
     model._connection = None
+    table = model._get_connection()  # no client yet: PynamoDB makes it on the first call
+    if _shared is None:
+        _shared = table.connection
+    else:
+        table.connection = _shared

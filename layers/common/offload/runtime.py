@@ -1,17 +1,19 @@
-"""The per-container runtime: settings, bound models and AWS clients, built once."""
+"""The per-container runtime: settings, bound models and AWS clients, each made once."""
 
 from __future__ import annotations
 
 import functools
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 from botocore.config import Config
 
 from offload.config import Settings, get_settings
-from offload.models import bind_models
+from offload.models import bind_models, dynamodb_client
 from offload.signing import UrlSigner, build_signer
 
 # Enough for the hit path's parallel round (rate counter, entry, invalidations, HEAD)
@@ -19,16 +21,56 @@ from offload.signing import UrlSigner, build_signer
 POOL_WORKERS = 8
 
 
+class Lazy:
+    """Values made on first use, once, whichever thread asks first.
+
+    A client costs tens of milliseconds to create (S3's models alone about 70 ms): a function
+    creates only those it uses, when it first does, not all of them at import.
+    """
+
+    def __init__(self) -> None:
+        self._made: dict[str, Any] = {}
+        # Reentrant: making one value (the signer) may need another (the S3 client).
+        self._lock = threading.RLock()
+
+    def get(self, name: str, make: Callable[[], Any]) -> Any:
+        if name in self._made:  # the common case takes no lock
+            return self._made[name]
+        with self._lock:  # boto3's client creation is not thread-safe
+            if name not in self._made:
+                self._made[name] = make()
+            return self._made[name]
+
+
 @dataclass(frozen=True, slots=True)
 class Runtime:
     """What a function needs to serve: settings, AWS clients, a URL signer, a thread pool."""
 
     settings: Settings
-    s3: Any
-    dynamodb: Any
     pool: ThreadPoolExecutor
-    # Only with a bucket to sign for (the feeds function).
-    signer: UrlSigner | None
+    _lazy: Lazy = field(default_factory=Lazy, repr=False, compare=False)
+
+    @property
+    def s3(self) -> Any:
+        return self._lazy.get(
+            "s3",
+            lambda: boto3.client(
+                "s3", config=client_config(self.settings, signature_version="s3v4")
+            ),
+        )
+
+    @property
+    def dynamodb(self) -> Any:
+        """The one DynamoDB client of the container, the models' own (see `bind_models`)."""
+        return dynamodb_client()
+
+    @property
+    def signer(self) -> UrlSigner | None:
+        """Only with a bucket to sign for (the feeds function)."""
+        bucket = self.settings.bucket_name
+        if bucket is None:
+            return None
+        return self._lazy.get("signer", lambda: build_signer(self.settings, self.s3, bucket))
 
 
 def client_config(settings: Settings, **extra: Any) -> Config:
@@ -45,14 +87,10 @@ def client_config(settings: Settings, **extra: Any) -> Config:
 
 
 def build_runtime(settings: Settings) -> Runtime:
-    """Bind the models to the table and create the clients for these settings."""
+    """Bind the models to the table; clients come on first use."""
     bind_models(settings)
-    s3 = boto3.client("s3", config=client_config(settings, signature_version="s3v4"))
     return Runtime(
         settings=settings,
-        s3=s3,
-        dynamodb=boto3.client("dynamodb", config=client_config(settings)),
-        signer=build_signer(settings, s3, settings.bucket_name) if settings.bucket_name else None,
         pool=ThreadPoolExecutor(max_workers=POOL_WORKERS, thread_name_prefix="offload"),
     )
 

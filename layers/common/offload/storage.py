@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 from dataclasses import dataclass
 from typing import Any
 
 from boto3.exceptions import S3UploadFailedError
-from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
 from offload.errors import DependencyUnavailable
@@ -20,9 +20,9 @@ _MISSING = {"404", "403", "NoSuchKey", "NotFound", "Forbidden", "AccessDenied"}
 # zlib's default: most of level 9's saving on JSON and XML for a fraction of its time.
 GZIP_LEVEL = 6
 # Files too large for a Lambda response go up in 8 MiB parts, several at a time.
-TRANSFER = TransferConfig(
-    multipart_threshold=6 * 1024 * 1024, multipart_chunksize=8 * 1024 * 1024, max_concurrency=4
-)
+MULTIPART_THRESHOLD = 6 * 1024 * 1024
+PART_SIZE = 8 * 1024 * 1024
+PARTS_AT_ONCE = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +92,20 @@ def _put(s3: Any, key: str, data: bytes, arguments: dict[str, str]) -> None:
     extra = {name: value for name, value in arguments.items() if name != "Bucket"}
     try:
         s3.upload_fileobj(
-            io.BytesIO(data), arguments["Bucket"], key, ExtraArgs=extra, Config=TRANSFER
+            io.BytesIO(data), arguments["Bucket"], key, ExtraArgs=extra, Config=_transfer()
         )
     except S3UploadFailedError as exc:
         # boto3 wraps the service's error; it means what a failed PutObject means.
         raise DependencyUnavailable(f"the upload of {key} failed; retry shortly") from exc
+
+
+@functools.cache
+def _transfer() -> Any:
+    # Imported here: s3transfer costs a function that never uploads tens of milliseconds.
+    from boto3.s3.transfer import TransferConfig
+
+    return TransferConfig(
+        multipart_threshold=MULTIPART_THRESHOLD,
+        multipart_chunksize=PART_SIZE,
+        max_concurrency=PARTS_AT_ONCE,
+    )

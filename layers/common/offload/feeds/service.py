@@ -27,6 +27,7 @@ from offload.feeds.registry import REGISTRY, FeedRegistry
 from offload.observability import logger, metrics
 from offload.ratelimit import RateStatus, consume, refuse_if_spent
 from offload.runtime import Runtime
+from offload.signing import UrlSigner
 from offload.storage import Download
 
 # Cache keys whose last object a container remembers for the speculative HEAD.
@@ -86,10 +87,9 @@ class FeedService:
     ) -> None:
         """`launch` starts background generations (default: the generator function)."""
         check_timing(registry, runtime.settings)
-        if runtime.signer is None or runtime.settings.bucket_name is None:
+        if runtime.settings.bucket_name is None:
             raise ConfigurationError(f"{BUCKET_NAME} is not set: feeds are stored in a bucket")
         self._runtime = runtime
-        self._signer = runtime.signer
         self._bucket = runtime.settings.bucket_name
         self._registry = registry
         self._clock = clock
@@ -189,7 +189,8 @@ class FeedService:
             matches_any(delivery.if_none_match, tag) for tag in held
         ):
             return replace(answer, not_modified=True)
-        url = self._signer.sign(key, Download.of(generation, request.content_type))
+        signer = self._signer()
+        url = signer.sign(key, Download.of(generation, request.content_type))
         if not delivery.link:
             return replace(answer, location=url)
         size = None if delivery.gzip else served.size
@@ -198,12 +199,17 @@ class FeedService:
             size = stored.size if stored is not None else 0
         link = Link(
             url=url,
-            expires_at=self._clock() + self._signer.ttl,
+            expires_at=self._clock() + signer.ttl,
             etag=etag,
             size=size,
             content_type=request.content_type,
         )
         return replace(answer, link=link)
+
+    def _signer(self) -> UrlSigner:
+        signer = self._runtime.signer
+        assert signer is not None, "a runtime with a bucket has a signer"
+        return signer
 
     def _count(self, client: Client) -> RateStatus:
         window = self._runtime.settings.rate_limit_window

@@ -1,0 +1,169 @@
+"""Cold start: importing each handler module against the layer `sam build` makes, vs boto3.
+
+    .venv/bin/python bench/coldstart.py           # after `make build`; about a minute
+
+The layer under `.aws-sam/build/OffloadLayer` is built for the template's architecture
+(arm64), whose compiled wheels (cryptography) do not load on another machine. So the same
+distributions, at the versions its `*.dist-info` name, are installed for this machine into
+`.offload/coldstart/python` (once), beside the layer's own `offload` package: the same
+import graph as in Lambda, without the dev venv's extra packages (pyOpenSSL, awscrt), which
+botocore picks up and which change what an import costs.
+
+Each figure is the median of fresh interpreter processes (the runtime's, python3.13 when on
+PATH), alternating the modules so noise hits all: wall time from the first import statement
+to the module being ready, which includes what a module does at import (clients, settings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "local")]
+
+from offload_local.template import Stack, load  # noqa: E402
+
+BUILT_LAYER = ROOT / ".aws-sam" / "build" / "OffloadLayer" / "python"
+LAYER = ROOT / ".offload" / "coldstart" / "python"
+GOAL = 1.5
+BASELINE = "import boto3"
+PROBE = (
+    "import time, sys\n"
+    "started = time.perf_counter()\n"
+    "{statement}\n"
+    "sys.stdout.write(repr(time.perf_counter() - started))\n"
+)
+
+
+def interpreter() -> str:
+    """The runtime's Python if installed (the layer's wheels are for it), else this one.
+
+    With pyenv, a 3.13 that is installed but not selected counts too, as in `make build`.
+    """
+    candidates = [shutil.which("python3.13")]
+    pyenv = shutil.which("pyenv")
+    if pyenv:
+        root = subprocess.run([pyenv, "root"], capture_output=True, text=True).stdout.strip()
+        candidates += [str(p) for p in sorted(Path(root).glob("versions/3.13*/bin/python3.13"))]
+    for candidate in filter(None, candidates):
+        if subprocess.run([candidate, "-V"], capture_output=True).returncode == 0:
+            return candidate
+    return sys.executable
+
+
+def distributions(layer: Path) -> list[str]:
+    """`name==version` of every distribution in a built layer."""
+    pins = []
+    for info in sorted(layer.glob("*.dist-info")):
+        name, _, version = info.name.removesuffix(".dist-info").partition("-")
+        pins.append(f"{name}=={version}")
+    return pins
+
+
+def prepare(python: str) -> Path:
+    """This machine's copy of the built layer (rebuilt when the layer's pins change)."""
+    if not BUILT_LAYER.is_dir():
+        sys.exit("bench/coldstart.py: no built layer; run `make build` first")
+    pins = distributions(BUILT_LAYER)
+    stamp = LAYER / ".pins"
+    if not (stamp.is_file() and stamp.read_text() == "\n".join(pins)):
+        shutil.rmtree(LAYER, ignore_errors=True)
+        LAYER.mkdir(parents=True)
+        subprocess.run(
+            [python, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(LAYER), *pins],
+            check=True,
+        )
+        stamp.write_text("\n".join(pins))
+    # The package itself as it is now: `sam build` copies layers/common/offload as is.
+    shutil.rmtree(LAYER / "offload", ignore_errors=True)
+    shutil.copytree(ROOT / "layers" / "common" / "offload", LAYER / "offload")
+    return LAYER
+
+
+def environment(stack: Stack, logical_id: str, *, tracing: bool) -> dict[str, str]:
+    """What Lambda gives the function: the template's variables, a region, credentials."""
+    function = next(f for f in stack.functions() if f.logical_id == logical_id)
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "AWS_REGION": stack.region,
+        "AWS_DEFAULT_REGION": stack.region,
+        "AWS_ACCESS_KEY_ID": "coldstart",
+        "AWS_SECRET_ACCESS_KEY": "coldstart",
+        "AWS_LAMBDA_FUNCTION_NAME": function.name,
+        "LAMBDA_TASK_ROOT": str(function.code_uri),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        **function.environment,
+    }
+    if not tracing:
+        env["POWERTOOLS_TRACE_DISABLED"] = "true"
+    return env
+
+
+def timed(python: str, statement: str, path: list[Path], env: dict[str, str]) -> float:
+    result = subprocess.run(
+        [python, "-S", "-c", PROBE.format(statement=statement)],
+        env={**env, "PYTHONPATH": os.pathsep.join(str(p) for p in path)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"{statement!r} failed:\n{result.stderr[-2000:]}")
+    return float(result.stdout)
+
+
+def size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=9, help="processes per figure")
+    args = parser.parse_args()
+    python = interpreter()
+    layer = prepare(python)
+    stack = Stack(load())
+    functions = [f for f in stack.functions() if f.code_uri.parent.name == "functions"]
+    cases: dict[str, tuple[str, list[Path], dict[str, str]]] = {
+        "import boto3": (
+            BASELINE,
+            [layer],
+            environment(stack, functions[0].logical_id, tracing=False),
+        ),
+    }
+    for function in functions:
+        module = function.handler.rpartition(".")[0]
+        for tracing in (False, True):
+            label = f"{function.logical_id} (tracing {'on' if tracing else 'off'})"
+            env = environment(stack, function.logical_id, tracing=tracing)
+            cases[label] = (f"import {module}", [function.code_uri, layer], env)
+    samples: dict[str, list[float]] = {label: [] for label in cases}
+    for _ in range(args.runs):
+        for label, (statement, path, env) in cases.items():
+            samples[label].append(timed(python, statement, path, env))
+    base = statistics.median(samples["import boto3"])
+    version = subprocess.run(
+        [python, "-c", "import platform; print(platform.python_version())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    print(
+        f"Python {version}; built layer {size(BUILT_LAYER.parent) / 1e6:.1f} MB unzipped "
+        f"({len(distributions(BUILT_LAYER))} distributions); median of {args.runs} processes\n"
+    )
+    print(f"| import | ms | vs `import boto3` (goal at most {GOAL}x) |")
+    print("|---|---:|---:|")
+    for label, times in samples.items():
+        median = statistics.median(times)
+        print(f"| {label} | {median * 1000:.0f} | {median / base:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
