@@ -1,4 +1,4 @@
-"""Users' match lists: version pointer, immutable snapshots, match entities, recording."""
+"""Users' match lists: version pointer, immutable pages, match entities, recording."""
 
 from __future__ import annotations
 
@@ -31,6 +31,12 @@ def get_version(user_id: str) -> Response:
 @tracer.capture_method
 def get_index(user_id: str) -> Response:
     return _response(service.index(MATCHES, user_id, *_conditional()))
+
+
+@app.get("/users/<user_id>/matches/pages/<page>")
+@tracer.capture_method
+def get_page(user_id: str, page: str) -> Response:
+    return _response(service.page(MATCHES, user_id, page, *_conditional()))
 
 
 @app.get("/matches/<match_id>")

@@ -120,6 +120,7 @@ PATH_PARAMETERS = (
     ("format", "/feeds/catalog.{}", "json", KEYED),
     ("version-user", "/users/{}/matches/version", "42", ()),
     ("index-user", "/users/{}/matches/index", "42", ()),
+    ("page-user", "/users/{}/matches/pages/" + "0" * 64, "42", ()),
     ("match", "/matches/{}", "m-1001", ()),
 )
 # Junk that stays inside one path segment once decoded; `{v}` is the valid value. A bad path
@@ -199,6 +200,7 @@ ROUTES = (
     ("GET", "/feeds/catalog.json"),
     ("GET", "/users/42/matches/version"),
     ("GET", "/users/42/matches/index"),
+    ("GET", "/users/42/matches/pages/" + "0" * 64),
     ("GET", "/matches/m-1001"),
     ("POST", "/matches"),
     ("POST", "/invalidations"),
@@ -268,6 +270,7 @@ QUERIES = [
             ("upper-case-name", "VERSION=1", BAD_REQUEST),
         ),
     ),
+    *query_cases("/users/42/matches/pages/" + "0" * 64, (), PUBLIC_QUERY_JUNK),
     *query_cases("/matches/m-1001", (), PUBLIC_QUERY_JUNK),
 ]
 

@@ -1,4 +1,4 @@
-"""Collections through the local stack over real HTTP: the three reads, 304s, recording."""
+"""Collections through the local stack over real HTTP: the reads, pages, 304s, recording."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from http import HTTPStatus
 import requests
 
 from offload import auth
+from offload.collections import MATCHES
+from offload.collections.store import PAGE_SIZE, CollectionStore, Entry
+from offload.config import get_settings
 from tests.support.stack import TTLS
 
 POINTER = (
@@ -103,3 +106,52 @@ def test_recording_a_match_moves_both_pointers_over_http(local_stack, http, make
         local_stack.url("/matches"), json=body, headers={"X-Api-Key": admin_key}, timeout=30
     )
     assert again.status_code == HTTPStatus.OK
+
+
+def test_a_long_list_reads_page_by_page_following_next_links(local_stack, http, make_key):
+    # GIVEN a user with 24 and a half pages of matches listed (seeded as members, in the
+    # stack's table), and a version made from them
+    user = f"it-long-{uuid.uuid4().hex[:8]}"
+    seeded = [f"m-{user}-{number:05d}" for number in range(24 * PAGE_SIZE + PAGE_SIZE // 2)]
+    CollectionStore.for_settings(get_settings()).add(
+        (MATCHES.of(user), Entry(match_id, f"2029-01-01T00:00:00.{number:06d}Z"))
+        for number, match_id in enumerate(seeded)
+    )
+    admin = {"X-Api-Key": make_key(scope=auth.SCOPE_ADMIN)[0]}
+    invalidated = http.post(
+        local_stack.url("/invalidations"),
+        json={"collection": f"users/{user}/matches"},
+        headers=admin,
+        timeout=60,
+    )
+    assert invalidated.status_code == HTTPStatus.ACCEPTED, invalidated.text
+    before = invalidated.json()["version"]
+
+    # WHEN one more match is recorded over HTTP
+    newest = f"m-{user}-new"
+    body = {"id": newest, "players": [user], "finished_at": "2030-01-01T00:00:00Z"}
+    created = http.post(local_stack.url("/matches"), json=body, headers=admin, timeout=30)
+    assert created.status_code == HTTPStatus.CREATED, created.text
+
+    # THEN the current index and each `next` link after it give every match once, newest
+    # first, each page immutable and revalidating to a 304
+    response = http.get(local_stack.url(f"/users/{user}/matches/index"), timeout=30)
+    listed, links = [], []
+    while True:
+        revalidate(
+            http, response.url, assert_cacheable(response, HTTPStatus.OK, IMMUTABLE), IMMUTABLE
+        )
+        document = response.json()
+        assert 1 <= len(document["match_ids"]) <= PAGE_SIZE
+        listed.extend(document["match_ids"])
+        if "next" not in document:
+            break
+        links.append(document["next"])
+        response = http.get(local_stack.url(document["next"]), timeout=30)
+    assert listed == [newest, *reversed(seeded)]
+    assert len(links) == 24
+
+    # AND the version before links to the very same pages: the recording wrote none
+    old = http.get(local_stack.url(f"/users/{user}/matches/index?version={before}"), timeout=30)
+    assert old.json()["next"] == links[0]
+    assert newest not in old.json()["match_ids"]

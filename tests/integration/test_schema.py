@@ -34,6 +34,9 @@ from schemathesis.checks import (
 from schemathesis.config import SchemathesisConfig
 
 from offload import auth
+from offload.collections import MATCHES
+from offload.collections.store import PAGE_SIZE, CollectionStore, Entry
+from offload.config import get_settings
 from tests.support import ROOT
 from tests.support.stack import RunningStack, create_stack_key
 
@@ -41,6 +44,7 @@ PROBLEM_JSON = "application/problem+json"
 FEED = "GET /feeds/{file}"
 VERSION = "GET /users/{user_id}/matches/version"
 INDEX = "GET /users/{user_id}/matches/index"
+PAGE = "GET /users/{user_id}/matches/pages/{page}"
 MATCH = "GET /matches/{match_id}"
 RECORD = "POST /matches"
 INVALIDATE = "POST /invalidations"
@@ -226,6 +230,29 @@ def test_collection_answers_that_need_state_are_as_documented(api: Api, keys: di
     body = {"collection": f"users/{user}/matches"}
     moved = api.call(INVALIDATE, HTTPStatus.ACCEPTED, key=admin, body=body)
     assert int(moved.json()["version"]) > int(pointer.json()["version"])
+
+
+def test_a_list_longer_than_a_page_answers_as_documented(
+    api: Api, keys: dict[str, str], stack_aws: RunningStack
+):
+    # GIVEN a user with one match more than a page holds (seeded as members), and a version
+    user = new_id("u")
+    CollectionStore.for_settings(get_settings()).add(
+        (MATCHES.of(user), Entry(f"m-{number:05d}", f"2029-01-01T00:00:00.{number:06d}Z"))
+        for number in range(PAGE_SIZE + 1)
+    )
+    body = {"collection": f"users/{user}/matches"}
+    api.call(INVALIDATE, HTTPStatus.ACCEPTED, key=keys[auth.SCOPE_ADMIN], body=body)
+    owner = {"path_parameters": {"user_id": user}}
+    version = api.call(VERSION, HTTPStatus.OK, **owner).json()["version"]
+
+    # THEN its first page holds the newest match and links to the page of the others
+    first = api.call(INDEX, HTTPStatus.OK, **owner, query={"version": version}).json()
+    assert first["match_ids"] == [f"m-{PAGE_SIZE:05d}"]
+    page = {"path_parameters": {"user_id": user, "page": first["next"].rsplit("/", 1)[1]}}
+    older = api.call(PAGE, HTTPStatus.OK, **page)
+    assert len(older.json()["match_ids"]) == PAGE_SIZE and "next" not in older.json()
+    revalidated(api, PAGE, older, **page)
 
 
 def test_feed_answers_that_need_state_are_as_documented(

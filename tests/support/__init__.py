@@ -159,6 +159,10 @@ class Api:
         query = "" if version is None else f"version={version}"
         return self.get("collection_index", f"/users/{user}/matches/index", query, headers)
 
+    def page(self, url: str, headers: dict | None = None) -> dict:
+        """A full page of a list, by the URL a `next` link gave."""
+        return self.get("collection_page", url, "", headers)
+
     def match(self, match_id: str, headers: dict | None = None) -> dict:
         return self.get("match_request", f"/matches/{match_id}", "", headers)
 
@@ -177,9 +181,16 @@ class Api:
         return json.loads(response["body"])["version"]
 
     def ids(self, user: str, version: str) -> list[str]:
+        """Every id the version lists: its first page, then each `next` page in turn."""
         response = self.index(user, version)
-        assert response["statusCode"] == HTTPStatus.OK
-        return json.loads(response["body"])["match_ids"]
+        ids: list[str] = []
+        while True:
+            assert response["statusCode"] == HTTPStatus.OK, response["body"]
+            document = json.loads(response["body"])
+            ids.extend(document["match_ids"])
+            if "next" not in document:
+                return ids
+            response = self.page(document["next"])
 
 
 def match(match_id: str, *players: str, finished_at: str = "2026-11-21T18:04:00Z", **extra) -> dict:

@@ -13,8 +13,8 @@ import pytest
 
 from offload.collections import MATCHES
 from offload.collections.base import next_version
-from offload.collections.models import CollectionPointer, Snapshot, SnapshotChunk
-from offload.collections.store import CollectionStore, Entry
+from offload.collections.models import CollectionPointer, Page, Snapshot
+from offload.collections.store import PAGE_SIZE, CollectionStore, Entry
 from offload.config import get_settings
 from offload.errors import DependencyUnavailable
 from tests.support import match, problem_of
@@ -46,7 +46,7 @@ def snapshot_items(user: str) -> list[Snapshot]:
         Snapshot.query(
             f"COLLECTION#users/{user}/matches",
             Snapshot.sk.startswith("SNAPSHOT#"),
-            filter_condition=Snapshot.etag.exists(),
+            filter_condition=Snapshot.version.exists(),
         )
     )
 
@@ -430,8 +430,8 @@ def test_versions_increase_even_when_the_clock_goes_backwards(aws):
     assert next_version("1795381200123", 1795381200.0) == "1795381200124"
 
 
-def test_large_collection_round_trips_untruncated(api, invalidate):
-    # GIVEN a user with 50,000 matches, far more than one item holds
+def test_large_collection_reads_page_by_page_untruncated(api, invalidate):
+    # GIVEN a user with 50,000 matches, far more than one item or one answer holds
     ids = [f"m-{number:06d}" for number in range(50_000)]
     store = CollectionStore.for_settings(get_settings())
     ref = MATCHES.of("big")
@@ -439,18 +439,21 @@ def test_large_collection_round_trips_untruncated(api, invalidate):
         (ref, Entry(match_id, f"2026-01-01T00:00:00.{number:06d}Z"))
         for number, match_id in enumerate(ids)
     )
-    # WHEN a version is created and read back
+    # WHEN a version is created and its first page read
     version = json.loads(invalidate({"collection": "users/big/matches"})["body"])["version"]
-    response = api.index("big", version)
-    # THEN every id comes back, newest first, from a chunked snapshot
-    etag = assert_cacheable(response, HTTPStatus.OK, IMMUTABLE)
-    assert json.loads(response["body"])["match_ids"] == ids[::-1]
-    [header] = snapshot_items("big")
-    assert header.chunks >= 2 and header.body is None and header.size > 400_000
-    chunks = SnapshotChunk.query(ref.partition, SnapshotChunk.sk.startswith(header.chunk_prefix))
-    assert sum(len(chunk.data) for chunk in chunks) == header.size
+    first = api.index("big", version)
+    # THEN it is immutable, holds the newest ids and links to the next page
+    etag = assert_cacheable(first, HTTPStatus.OK, IMMUTABLE)
+    document = json.loads(first["body"])
+    assert document["match_ids"] == ids[: -PAGE_SIZE - 1 : -1]
+    assert document["next"].startswith("/users/big/matches/pages/")
     revalidated = api.index("big", version, headers={"if-none-match": etag})
     assert_cacheable(revalidated, HTTPStatus.NOT_MODIFIED, IMMUTABLE)
+    # AND following the links gives every id once, newest first, a page at a time
+    assert api.ids("big", version) == ids[::-1]
+    pages = list(Page.query(ref.partition, Page.sk.startswith("PAGE#")))
+    assert len(pages) == 50_000 // PAGE_SIZE - 1
+    assert all(len(page.ids) == PAGE_SIZE for page in pages)
 
 
 # --- events/ and the demo data -----------------------------------------------------------
@@ -474,6 +477,7 @@ def test_seed_demo_gives_users_listed_matches(api):
         ("collection_version", "CollectionsFunction", HTTPStatus.OK),
         ("collection_index", "CollectionsFunction", HTTPStatus.TEMPORARY_REDIRECT),
         ("collection_index_version", "CollectionsFunction", HTTPStatus.NOT_FOUND),
+        ("collection_page", "CollectionsFunction", HTTPStatus.NOT_FOUND),
         ("match_request", "CollectionsFunction", HTTPStatus.OK),
         ("match_record", "CollectionsFunction", HTTPStatus.CREATED),
         ("invalidation_collection", "InvalidationsFunction", HTTPStatus.ACCEPTED),

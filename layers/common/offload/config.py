@@ -30,6 +30,7 @@ POINTER_STALE_SECONDS = "POINTER_STALE_SECONDS"
 IMMUTABLE_MAX_AGE_SECONDS = "IMMUTABLE_MAX_AGE_SECONDS"
 REDIRECT_MAX_AGE_SECONDS = "REDIRECT_MAX_AGE_SECONDS"
 UNFINISHED_MAX_AGE_SECONDS = "UNFINISHED_MAX_AGE_SECONDS"
+SUPERSEDED_RETENTION_SECONDS = "SUPERSEDED_RETENTION_SECONDS"
 INVALIDATION_SHARDS = "INVALIDATION_SHARDS"
 GENERATOR_FUNCTION_NAME = "GENERATOR_FUNCTION_NAME"
 
@@ -99,6 +100,9 @@ class Settings:
     immutable_max_age: int = setting(IMMUTABLE_MAX_AGE_SECONDS, 31_536_000, POSITIVE)
     redirect_max_age: int = setting(REDIRECT_MAX_AGE_SECONDS, 5, NOT_NEGATIVE)
     unfinished_max_age: int = setting(UNFINISHED_MAX_AGE_SECONDS, 10, NOT_NEGATIVE)
+    # How long a superseded collection version (and a page it alone names) stays readable:
+    # longer than anyone who read its pointer could still be following its pages.
+    superseded_retention: int = setting(SUPERSEDED_RETENTION_SECONDS, 86_400, POSITIVE)
     # Items per invalidation scope, each read by 1/N of feed requests: one item serves 3,000
     # strongly consistent reads a second, so 10 hold some 29,000 requests a second (bench/
     # hotkeys.py), three times API Gateway's default regional quota. Writers and readers

@@ -274,6 +274,13 @@ def item_key(pk: str, sk: str) -> dict[str, dict[str, str]]:
     return {TableModel.pk.attr_name: {"S": pk}, TableModel.sk.attr_name: {"S": sk}}
 
 
+def shared_connection() -> Connection:
+    """The connection every bound model uses, for transactions over their items."""
+    if _shared is None:
+        raise RuntimeError("the models are not bound to a table yet")
+    return _shared
+
+
 def dynamodb_client() -> Any:
     """The botocore DynamoDB client every model uses, made on first use."""
     if _shared is None:

@@ -17,6 +17,8 @@ NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
 # A version is milliseconds since the Unix epoch as a decimal string, strictly greater than
 # the version before it: max(now_ms, previous + 1). It is opaque to clients.
 VERSION = re.compile(r"[1-9][0-9]{0,18}")
+# A page is named by the SHA-256 of its content (see `store.page_id`), in hex.
+PAGE = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,9 @@ class CollectionRef:
 
     def index_url(self, version: str) -> str:
         return f"/{self.path}/index?version={version}"
+
+    def page_url(self, page_id: str) -> str:
+        return f"/{self.path}/pages/{page_id}"
 
 
 class CollectionRegistry(Registry[tuple[str, str], Collection]):

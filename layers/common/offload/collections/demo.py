@@ -40,7 +40,7 @@ def seed_demo(runtime: Runtime | None = None) -> dict[str, str]:
     """Record the demo matches (idempotently) and return each demo user's version."""
     runtime = runtime or get_runtime()
     collections = CollectionStore.for_settings(runtime.settings)
-    entities = EntityStore(runtime.dynamodb, collections)
+    entities = EntityStore(collections)
     for match in demo_matches():
         entities.record(MATCHES, match)
     return {user: collections.version(MATCHES.of(user)) for user in DEMO_USERS}

@@ -14,7 +14,7 @@ from offload.collections.base import Collection, Record, canonical_json, check_i
 from offload.collections.models import Entity
 from offload.collections.store import CollectionStore, Entry
 from offload.errors import Conflict, NotFound, PayloadTooLarge
-from offload.models import condition_failed, put_unless
+from offload.models import condition_failed, dynamodb_client, put_unless
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,12 +32,10 @@ class EntityStore:
 
     def __init__(
         self,
-        dynamodb: Any,
         collections: CollectionStore,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._dynamodb = dynamodb
         self._collections = collections
         self._clock = clock
 
@@ -81,7 +79,7 @@ class EntityStore:
             final=record.final,
             recorded_at=self._clock(),
         )
-        stored = put_unless(self._dynamodb, item, Entity.pk.does_not_exist())
+        stored = put_unless(dynamodb_client(), item, Entity.pk.does_not_exist())
         if stored is None:
             return True
         if stored.digest == item.digest:
@@ -112,8 +110,5 @@ class EntityStore:
         # it; a repeat bumps only where it is missing.
         # One owner after another, on the request's thread: a bump sleeping between attempts
         # after a lost race then ties up no worker of the runtime's shared pool.
-        versions = [
-            self._collections.bump(ref, unless_listed=record.entity_id, just_added=created)
-            for ref in refs
-        ]
+        versions = [self._collections.bump(ref, entry=entry, just_added=created) for ref in refs]
         return dict(zip(record.owners, versions, strict=True))

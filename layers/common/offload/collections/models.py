@@ -1,7 +1,7 @@
 """PynamoDB models of collections, in the single table beside the feed models.
 
-One partition per collection (`COLLECTION#users/42/matches`) holds its pointer, its snapshots
-and its members; each entity has a partition of its own.
+One partition per collection (`COLLECTION#users/42/matches`) holds its pointer, its versions,
+its pages and its members; each entity has a partition of its own.
 """
 
 from __future__ import annotations
@@ -9,14 +9,19 @@ from __future__ import annotations
 from pynamodb.attributes import (
     BinaryAttribute,
     BooleanAttribute,
+    ListAttribute,
     NumberAttribute,
+    TTLAttribute,
     UnicodeAttribute,
 )
 
 from offload.models import TableModel, register_model
 
 SNAPSHOT_PREFIX = "SNAPSHOT#"
+PAGE_PREFIX = "PAGE#"
 MEMBER_PREFIX = "MEMBER#"
+# Sorts after every member key ('$' follows '#') and before every other kind of item.
+MEMBER_END = "MEMBER$"
 
 
 @register_model
@@ -34,24 +39,36 @@ class CollectionPointer(TableModel):
 
 @register_model
 class Snapshot(TableModel):
-    """The list as it was when `version` was created; written once, never changed.
+    """A version: its first page (`ids`, the newest members) and the chain of full pages below.
 
-    A body that fits stays inline; a larger one is split into `SnapshotChunk` items
-    written before this header, whose `chunk_prefix` names them.
+    Written once; the version that supersedes it sets `expires_at`, in the same transaction.
+    Versions written before pages existed (`ids` is null) hold their whole list in `body`, or
+    in `SnapshotChunk` items named by `chunk_prefix`; they are still served.
     """
 
     class Meta(TableModel.Meta):
         pass
 
     version = UnicodeAttribute()
-    etag = UnicodeAttribute()
-    size = NumberAttribute()
     # `count` would shadow Model.count(); the stored attribute keeps its name.
     id_count = NumberAttribute(attr_name="count")
     created_at = NumberAttribute()
+    # PynamoDB types `of` as the element's Python type; it takes the attribute class.
+    ids = ListAttribute[str](of=UnicodeAttribute, null=True)  # type: ignore[arg-type]
+    # The newest full page, and the member key of its newest id: members above it are `ids`.
+    full = UnicodeAttribute(null=True)
+    boundary = UnicodeAttribute(null=True)
+    expires_at = TTLAttribute(null=True)
+    etag = UnicodeAttribute(null=True)
+    size = NumberAttribute(null=True)
     body = BinaryAttribute(null=True, legacy_encoding=False)
     chunk_prefix = UnicodeAttribute(null=True)
     chunks = NumberAttribute(default=0)
+
+    @property
+    def legacy(self) -> bool:
+        """Whether this version predates pages (its whole list in one body)."""
+        return self.ids is None
 
     @staticmethod
     def key_for(version: str) -> str:
@@ -59,27 +76,48 @@ class Snapshot(TableModel):
 
 
 @register_model
+class Page(TableModel):
+    """A full page of ids, newest first, and the page of older ids before it.
+
+    Content-addressed (`page_id` hashes the ids and `prev`, so a page names its whole past)
+    and immutable: every version whose list runs through it shares it. It only gets an
+    `expires_at` when a rebuild of the list replaces it.
+    """
+
+    class Meta(TableModel.Meta):
+        pass
+
+    ids = ListAttribute[str](of=UnicodeAttribute)  # type: ignore[arg-type]
+    prev = UnicodeAttribute(null=True)
+    # The member keys this page covers: above `floor` (the previous page's `high`), up to `high`.
+    floor = UnicodeAttribute(null=True)
+    high = UnicodeAttribute()
+    # Ids in this page and every page before it.
+    total = NumberAttribute()
+    expires_at = TTLAttribute(null=True)
+
+    @property
+    def page_id(self) -> str:
+        return self.sk.removeprefix(PAGE_PREFIX)
+
+    @staticmethod
+    def key_for(page_id: str) -> str:
+        return f"{PAGE_PREFIX}{page_id}"
+
+
+@register_model
 class SnapshotChunk(TableModel):
-    """One slice of a snapshot body too large for a single item (400 KB)."""
+    """One slice of a version body written before pages existed (read, never written)."""
 
     class Meta(TableModel.Meta):
         pass
 
     data = BinaryAttribute(legacy_encoding=False)
 
-    @staticmethod
-    def prefix_for(version: str, nonce: str) -> str:
-        # The nonce keeps the chunks of a transaction that lost apart from the winner's.
-        return f"{SNAPSHOT_PREFIX}{version}#{nonce}#"
-
-    @staticmethod
-    def key_for(prefix: str, index: int) -> str:
-        return f"{prefix}{index:05d}"
-
 
 @register_model
 class CollectionMember(TableModel):
-    """An entity's place in a collection; the source every fresh snapshot is built from."""
+    """An entity's place in a collection; the source every page and first page is built from."""
 
     class Meta(TableModel.Meta):
         pass
@@ -110,4 +148,4 @@ class Entity(TableModel):
         return f"ENTITY#{collection}#{entity_id}"
 
 
-COLLECTION_MODELS = (CollectionPointer, Snapshot, SnapshotChunk, CollectionMember, Entity)
+COLLECTION_MODELS = (CollectionPointer, Snapshot, Page, SnapshotChunk, CollectionMember, Entity)

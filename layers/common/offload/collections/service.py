@@ -54,7 +54,7 @@ class CachePolicy:
 
 
 class CollectionService:
-    """The version pointer, snapshot, entity and recording endpoints of any collection."""
+    """The version pointer, page, entity and recording endpoints of any collection."""
 
     def __init__(
         self, settings: Settings, collections: CollectionStore, entities: EntityStore
@@ -66,7 +66,7 @@ class CollectionService:
     @classmethod
     def from_runtime(cls, runtime: Runtime) -> CollectionService:
         collections = CollectionStore.for_settings(runtime.settings)
-        entities = EntityStore(runtime.dynamodb, collections)
+        entities = EntityStore(collections)
         return cls(runtime.settings, collections, entities)
 
     def version(
@@ -89,17 +89,29 @@ class CollectionService:
         query: Mapping[str, str],
         if_none_match: str | None,
     ) -> Answer:
-        """The snapshot of `?version=` (immutable), or a short-lived 307 to the current one."""
+        """The first page of `?version=` (immutable), or a short-lived 307 to the current one."""
         _allow(query, (VERSION_PARAMETER,))
         ref = collection.of(owner_id)
         if VERSION_PARAMETER not in query:
             return self._redirect(ref, if_none_match)
         header = self.collections.snapshot(ref, query[VERSION_PARAMETER])
-        if matches_any(if_none_match, header.etag):
-            # The stored ETag spares loading a large snapshot's chunks.
-            return Answer(HTTPStatus.NOT_MODIFIED, self.cache.immutable, etag=header.etag)
         body = self.collections.body(ref, header)
-        return Answer(HTTPStatus.OK, self.cache.immutable, body=body, etag=header.etag)
+        return _cacheable(HTTPStatus.OK, body, self.cache.immutable, if_none_match)
+
+    def page(
+        self,
+        collection: Collection,
+        owner_id: str,
+        page: str,
+        query: Mapping[str, str],
+        if_none_match: str | None,
+    ) -> Answer:
+        """A full page of a version's list, named by its content, so immutable too."""
+        _allow(query, ())
+        ref = collection.of(owner_id)
+        stored = self.collections.page(ref, page)
+        body = self.collections.page_body(ref, stored)
+        return _cacheable(HTTPStatus.OK, body, self.cache.immutable, if_none_match)
 
     def entity(
         self,
