@@ -46,9 +46,17 @@ scan: $(BIN)/.installed $(SCAN_VENV)/.installed
 unit: $(BIN)/.installed
 	$(BIN)/pytest tests/unit
 
+# Figures for the README, each script side by side in one run; cost.py rewrites
+# bench/cost.md and bench/cost.png. coldstart.py needs `make build` (the built layer).
 bench: $(BIN)/.installed
 	$(BIN)/python bench/feeds.py
+	$(BIN)/python bench/calls.py
+	$(BIN)/python bench/cpu.py
+	$(BIN)/python bench/hotkeys.py
+	$(BIN)/python bench/collection_writes.py
+	$(BIN)/python bench/cost.py
 	$(BIN)/python bench/edge.py
+	@$(MAKE) --no-print-directory build && $(BIN)/python bench/coldstart.py
 
 # sam build needs the runtime's interpreter (python3.13) on PATH to build the layer;
 # with pyenv, a 3.13 that is installed but not selected is selected for the build.
