@@ -46,7 +46,7 @@ LOST_RACE = frozenset({"ConditionalCheckFailed", "TransactionConflict"})
 # Ids per full page, and at most in a version's first page. Each recording pays for the first
 # page twice (written as the new version; updated when the next one supersedes it), about
 # 20 bytes an id, so 100 keeps that near 2 KB; a whole list reads in n / 100 requests, each
-# cacheable forever (README "Pages", bench/collections.py).
+# cacheable forever (README "Pages", bench/collection_writes.py).
 PAGE_SIZE = 100
 # One transaction holds at most 100 items and 4 MB; a rebuild with more pages writes them first.
 TRANSACTION_ITEMS = 100
