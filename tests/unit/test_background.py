@@ -8,12 +8,15 @@ stored file the answer, as for any upload.
 from __future__ import annotations
 
 import json
+import math
+import time
 from collections.abc import Callable, Iterator
 from http import HTTPStatus
 from typing import Any
 
 import pytest
 
+from offload.config import get_settings
 from offload.errors import DependencyUnavailable, GenerationFailed, GenerationTimedOut
 from offload.feeds.background import BackgroundJob, LambdaLauncher, failure_of
 from offload.feeds.generation import Generation
@@ -113,13 +116,28 @@ def test_a_failed_background_generation_is_reported_until_its_lease_ends(
     slow.fail = RuntimeError("the data source is down")
     call_feed(SLOW, key=key)
     # WHEN the background generation fails
+    failed_from = time.time()
     assert run_job(launched[0]) == "failed"
-    # THEN requests are told so, with when it will be tried again, instead of waiting on
+    failed_by = time.time()
+    # THEN its lock is held, marked failed, for one lock lease from then
+    lease = current(launched[0].generation.cache_id)
+    assert lease is not None and lease.failure == "GenerationFailed"
+    lease_seconds = get_settings().lock_lease_seconds
+    assert failed_from + lease_seconds <= lease.lease_until <= failed_by + lease_seconds
+    # AND requests are told so, with when it will be tried again, instead of waiting on
+    asked_from = time.time()
     answer = call_feed(SLOW, key=key)
+    asked_by = time.time()
     assert answer["statusCode"] == HTTPStatus.BAD_GATEWAY
-    problem = problem_of(answer)
-    assert "failed" in problem["detail"]
-    assert 1 <= int(answer["headers"]["Retry-After"]) <= 60
+    retry_after = int(answer["headers"]["Retry-After"])
+    # the rest of the lease, in whole seconds, as of the moment the request was answered
+    answered = range(
+        math.ceil(lease.lease_until - asked_by), math.ceil(lease.lease_until - asked_from) + 1
+    )
+    assert retry_after in answered
+    assert problem_of(answer)["detail"] == (
+        f"the last generation of this file failed; it is tried again in {retry_after} s"
+    )
     assert len(launched) == 1
     # WHEN the failure's lease has run out
     generation = launched[0].generation
