@@ -1087,8 +1087,9 @@ def report(results: Results) -> str:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+def measured_from_arguments(description: str | None) -> Results:
+    """The measurements, with the round trip and repeat count the command line names."""
+    parser = argparse.ArgumentParser(description=(description or "").splitlines()[0])
     parser.add_argument(
         "--latency-ms",
         type=float,
@@ -1097,7 +1098,11 @@ def main() -> None:
     )
     parser.add_argument("--repeat", type=int, default=DEFAULT_REPEAT, help="requests per kind")
     args = parser.parse_args()
-    print(report(measure(latency=args.latency_ms / 1000, times=args.repeat)))
+    return measure(latency=args.latency_ms / 1000, times=args.repeat)
+
+
+def main() -> None:
+    print(report(measured_from_arguments(__doc__)))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ Writes the table to stdout and `bench/cost.md`, and the chart to `bench/cost.png
 
 from __future__ import annotations
 
-import argparse
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -26,13 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from calls import (
-    DEFAULT_LATENCY_SECONDS,
-    DEFAULT_REPEAT,
     DOWNLOAD_BYTES,
     Measurement,
     Results,
     Trace,
-    measure,
+    measured_from_arguments,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -479,17 +476,8 @@ def chart(results: Results, hit_ratio: float, path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument(
-        "--latency-ms",
-        type=float,
-        default=DEFAULT_LATENCY_SECONDS * 1000,
-        help="simulated round trip added to every AWS call",
-    )
-    parser.add_argument("--repeat", type=int, default=DEFAULT_REPEAT, help="requests per kind")
-    args = parser.parse_args()
     hit_ratio = edge_hit_ratio(README.read_text())
-    results = measure(latency=args.latency_ms / 1000, times=args.repeat)
+    results = measured_from_arguments(__doc__)
     if results.architecture != PRICED_ARCHITECTURE:
         raise SystemExit(f"template.yaml runs {results.architecture}; add its Lambda price")
     text = markdown(results, hit_ratio)

@@ -18,7 +18,7 @@ from offload.collections.store import CollectionStore
 from offload.errors import DependencyUnavailable, InvalidRequest, NotFound
 from offload.feeds import REGISTRY as FEEDS
 from offload.feeds.base import SLUG
-from offload.models import Invalidation, cause_code
+from offload.models import Invalidation, cause_code, shared_connection
 from offload.scopes import Kind, Scope
 
 # The request field that names each kind of scope.
@@ -144,7 +144,7 @@ def _write_shards(
 ) -> tuple[list[int], bool]:
     """One transaction over `shards`: the shards still to write, and whether it collided."""
     try:
-        with TransactWrite(connection=Invalidation.connection()) as transaction:
+        with TransactWrite(connection=shared_connection()) as transaction:
             for shard in shards:
                 transaction.update(
                     Invalidation(Invalidation.key_for(scope, shard), Invalidation.SORT),

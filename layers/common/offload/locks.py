@@ -8,6 +8,7 @@ from typing import Any
 
 from pynamodb.exceptions import DeleteError, UpdateError
 from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
 
 from offload.feeds.generation import Generation
 from offload.models import RebuildLock, condition_failed, put_unless
@@ -100,22 +101,12 @@ def renew(generation: Generation, *, until: float) -> bool:
     A background generation starts some time after its lock was taken (Lambda queues
     asynchronous events), so it renews the lease for its whole run before it begins.
     """
-    try:
-        RebuildLock(RebuildLock.key_for(generation.cache_id), RebuildLock.SORT).update(
-            actions=[
-                RebuildLock.lease_until.set(until),
-                RebuildLock.expires_at.set(
-                    datetime.fromtimestamp(until + TTL_GRACE_SECONDS, tz=UTC)
-                ),
-            ],
-            condition=(RebuildLock.owner == generation.owner)
-            & RebuildLock.failure.does_not_exist(),
-        )
-    except UpdateError as exc:
-        if not condition_failed(exc):
-            raise
-        return False
-    return True
+    expires = datetime.fromtimestamp(until + TTL_GRACE_SECONDS, tz=UTC)
+    return _update_held(
+        generation,
+        [RebuildLock.lease_until.set(until), RebuildLock.expires_at.set(expires)],
+        also=RebuildLock.failure.does_not_exist(),
+    )
 
 
 def fail(generation: Generation, failure: str, *, until: float) -> bool:
@@ -124,10 +115,19 @@ def fail(generation: Generation, failure: str, *, until: float) -> bool:
     Requests then report the failure instead of starting the same doomed generation again
     at once; when the lease runs out, the next request tries again.
     """
+    return _update_held(
+        generation, [RebuildLock.failure.set(failure), RebuildLock.lease_until.set(until)]
+    )
+
+
+def _update_held(
+    generation: Generation, actions: list[Action], *, also: Condition | None = None
+) -> bool:
+    """Apply `actions` to the lock only while `generation` holds it; True when it did."""
+    held = RebuildLock.owner == generation.owner
     try:
         RebuildLock(RebuildLock.key_for(generation.cache_id), RebuildLock.SORT).update(
-            actions=[RebuildLock.failure.set(failure), RebuildLock.lease_until.set(until)],
-            condition=RebuildLock.owner == generation.owner,
+            actions=actions, condition=held if also is None else held & also
         )
     except UpdateError as exc:
         if not condition_failed(exc):

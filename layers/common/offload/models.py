@@ -120,11 +120,6 @@ class Invalidation(TableModel):
         shards: int = _bound.invalidation_shards if _bound else default_of("invalidation_shards")
         return shards
 
-    @classmethod
-    def connection(cls) -> Connection:
-        """The connection the model is bound with, for transactions over its items."""
-        return cls._get_connection().connection
-
 
 class RebuildLock(TableModel):
     """A lease on regenerating one cache key; only its owner may release it."""

@@ -56,36 +56,66 @@ def scaled_limit(hourly_limit: int, window_seconds: int) -> int:
     return max(1, math.floor(hourly_limit * window_seconds / 3600))
 
 
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """One client's current fixed window: its limit, bounds and the seconds left."""
+
+    client_id: str
+    limit: int
+    seconds: int
+    start: int
+    reset: int
+
+    @classmethod
+    def of(cls, client: Client, window_seconds: int, now: float) -> _Window:
+        start = int(now // window_seconds * window_seconds)
+        return cls(
+            client_id=client.client_id,
+            limit=scaled_limit(client.hourly_limit, window_seconds),
+            seconds=window_seconds,
+            start=start,
+            reset=max(1, math.ceil(start + window_seconds - now)),
+        )
+
+    @property
+    def spent_key(self) -> tuple[str, int, int]:
+        return (self.client_id, self.start, self.limit)
+
+    def refused(self) -> RateLimited:
+        metrics.add_metric(name="RateLimited", unit=MetricUnit.Count, value=1)
+        status = RateStatus(limit=self.limit, remaining=0, reset_seconds=self.reset)
+        return RateLimited(
+            f"{self.limit} requests per {self.seconds} s; the window resets in {self.reset} s",
+            headers=status.headers(),
+            retry_after=self.reset,
+        )
+
+
 def refuse_if_spent(client: Client, *, window_seconds: int, now: float) -> None:
     """Raise RateLimited, without any AWS call, if this container saw the window spent.
 
     Called before a request's first round, so a client flooding past its limit costs no
     read, HEAD or write at all, only its authentication.
     """
-    limit = scaled_limit(client.hourly_limit, window_seconds)
-    window_start = int(now // window_seconds * window_seconds)
-    if (client.client_id, window_start, limit) in _spent:
-        reset = max(1, math.ceil(window_start + window_seconds - now))
-        raise _limited(limit, window_seconds, reset)
+    window = _Window.of(client, window_seconds, now)
+    if window.spent_key in _spent:
+        raise window.refused()
 
 
 def consume(client: Client, *, window_seconds: int, now: float) -> RateStatus:
     """Count one request; raise RateLimited (with headers) when the window is spent."""
-    refuse_if_spent(client, window_seconds=window_seconds, now=now)
-    limit = scaled_limit(client.hourly_limit, window_seconds)
-    window_start = int(now // window_seconds * window_seconds)
-    window_end = window_start + window_seconds
-    reset = max(1, math.ceil(window_end - now))
-    spent = (client.client_id, window_start, limit)
+    window = _Window.of(client, window_seconds, now)
+    if window.spent_key in _spent:
+        raise window.refused()
     try:
         answer = dynamodb_client().update_item(
             TableName=table_name(),
-            Key=item_key(RateCounter.key_for(client.client_id, window_start), RateCounter.SORT),
+            Key=item_key(RateCounter.key_for(client.client_id, window.start), RateCounter.SORT),
             ExpressionAttributeValues={
                 ":one": {"N": "1"},
-                ":limit": {"N": str(limit)},
+                ":limit": {"N": str(window.limit)},
                 # Kept one extra window so a late reader still finds the count.
-                ":expires": {"N": str(window_end + window_seconds)},
+                ":expires": {"N": str(window.start + 2 * window_seconds)},
             },
             **_COUNT,
         )
@@ -94,17 +124,9 @@ def consume(client: Client, *, window_seconds: int, now: float) -> RateStatus:
             raise
         if len(_spent) >= MAX_SPENT:
             _spent.clear()  # a few extra writes beat unbounded memory
-        _spent.add(spent)
-        raise _limited(limit, window_seconds, reset) from exc
+        _spent.add(window.spent_key)
+        raise window.refused() from exc
     hits = int(answer["Attributes"][_HITS]["N"])
-    return RateStatus(limit=limit, remaining=max(0, limit - hits), reset_seconds=reset)
-
-
-def _limited(limit: int, window_seconds: int, reset: int) -> RateLimited:
-    metrics.add_metric(name="RateLimited", unit=MetricUnit.Count, value=1)
-    status = RateStatus(limit=limit, remaining=0, reset_seconds=reset)
-    return RateLimited(
-        f"{limit} requests per {window_seconds} s; the window resets in {reset} s",
-        headers=status.headers(),
-        retry_after=reset,
+    return RateStatus(
+        limit=window.limit, remaining=max(0, window.limit - hits), reset_seconds=window.reset
     )

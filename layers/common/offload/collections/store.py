@@ -12,10 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from pynamodb.connection import Connection
 from pynamodb.exceptions import TransactWriteError
@@ -36,6 +38,7 @@ from offload.errors import DependencyUnavailable, NotFound
 from offload.models import cause_code, shared_connection
 from offload.observability import logger
 
+_Named = TypeVar("_Named", Snapshot, Page)
 ALL_OLD = "ALL_OLD"
 CANCELLED = "TransactionCanceledException"
 # DynamoDB gives a cancelled transaction's reasons in the order of its items, puts first:
@@ -187,23 +190,11 @@ class CollectionStore:
 
     def snapshot(self, ref: CollectionRef, version: str) -> Snapshot:
         """The version item of `version`; NotFound when the collection never had it."""
-        if not VERSION.fullmatch(version):
-            # Versions are opaque to clients: a malformed one is just one we never issued.
-            raise NotFound(f"{ref.path} has no version {version!r}")
-        try:
-            return Snapshot.get(ref.partition, Snapshot.key_for(version), consistent_read=True)
-        except Snapshot.DoesNotExist as exc:
-            raise NotFound(f"{ref.path} has no version {version!r}") from exc
+        return _named(ref, Snapshot, "version", version, VERSION, Snapshot.key_for)
 
     def page(self, ref: CollectionRef, name: str) -> Page:
         """The full page named `name`; NotFound when the collection has none by that name."""
-        if not PAGE.fullmatch(name):
-            raise NotFound(f"{ref.path} has no page {name!r}")
-        try:
-            # Consistent: a version just committed may name a page written with it.
-            return Page.get(ref.partition, Page.key_for(name), consistent_read=True)
-        except Page.DoesNotExist as exc:
-            raise NotFound(f"{ref.path} has no page {name!r}") from exc
+        return _named(ref, Page, "page", name, PAGE, Page.key_for)
 
     def body(self, ref: CollectionRef, header: Snapshot) -> bytes:
         """The version's first page as answered: its ids, and the next page's URL if any."""
@@ -429,6 +420,25 @@ def _retire(pages: list[Page], expires: datetime) -> None:
             page.update(actions=[Page.expires_at.set(expires)])
         except Exception:
             logger.warning("could not set the expiry of a replaced page", exc_info=True)
+
+
+def _named(
+    ref: CollectionRef,
+    model: type[_Named],
+    what: str,
+    name: str,
+    pattern: re.Pattern[str],
+    key_for: Callable[[str], str],
+) -> _Named:
+    """The item a client named by `name`, read consistently (a version just committed may
+    name a page written with it), or NotFound. Names are opaque to clients: a malformed
+    one is just one never issued."""
+    if pattern.fullmatch(name):
+        try:
+            return model.get(ref.partition, key_for(name), consistent_read=True)
+        except model.DoesNotExist:
+            pass
+    raise NotFound(f"{ref.path} has no {what} {name!r}")
 
 
 def _backoff(attempt: int) -> None:
