@@ -31,6 +31,7 @@ check: $(BIN)/.installed
 	$(BIN)/ruff check --output-format concise .
 	$(BIN)/mypy
 	$(BIN)/sam validate --lint --template template.yaml
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 	@$(MAKE) --no-print-directory scan
 
 $(SCAN_VENV)/.installed:
@@ -46,8 +47,9 @@ scan: $(BIN)/.installed $(SCAN_VENV)/.installed
 unit: $(BIN)/.installed
 	$(BIN)/pytest tests/unit
 
-# Figures for the README, each script side by side in one run; cost.py rewrites
-# bench/cost.md and bench/cost.png. coldstart.py needs `make build` (the built layer).
+# Figures for docs/measurements.md and docs/cost.md, each script side by side in one run;
+# cost.py rewrites docs/cost-sources.md and docs/assets/cost.png; coldstart.py needs
+# `make build` (the built layer).
 bench: $(BIN)/.installed
 	$(BIN)/python bench/feeds.py
 	$(BIN)/python bench/calls.py

@@ -11,9 +11,10 @@ compares, per million:
   **redirect** (Offload: a 307 to a signed S3 URL) and **redirect + CloudFront** (the 307
   names a signed CloudFront URL);
 - collection reads (pointer, index of its version, one new match, as `bench/edge.py`'s
-  readers do) at the **origin** and **through the edge** with the hit ratio README measured.
+  readers do) at the **origin** and **through the edge** with the hit ratio that
+  docs/measurements.md records.
 
-Writes the table to stdout and `bench/cost.md`, and the chart to `bench/cost.png`.
+Writes the table to stdout and `docs/cost-sources.md`, and the chart to `docs/assets/cost.png`.
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ from calls import (
 )
 
 HERE = Path(__file__).resolve().parent
-README = HERE.parent / "README.md"
-TABLE_PATH = HERE / "cost.md"
-CHART_PATH = HERE / "cost.png"
+DOCS = HERE.parent / "docs"
+MEASUREMENTS = DOCS / "measurements.md"
+TABLE_PATH = DOCS / "cost-sources.md"
+CHART_PATH = DOCS / "assets" / "cost.png"
 
 # ---------------------------------------------------------------------------------------
 # Prices: us-east-1, on-demand, first pricing tier, no free tier; read on PRICES_READ.
@@ -181,7 +183,7 @@ def price(name: str) -> float:
 # Assumptions beyond the measurements
 # ---------------------------------------------------------------------------------------
 
-# Generated files are per client and `Cache-Control: private` (README, Known limits): an
+# Generated files are per client and `Cache-Control: private` (docs/limits.md): an
 # edge rarely holds one another client could use. Every file fetch goes to S3.
 FILE_EDGE_HIT_RATIO = 0.0
 # One collection read, as edge.py's reader does it when the pointer moved.
@@ -211,10 +213,10 @@ Breakdown = dict[str, float]
 
 
 def edge_hit_ratio(readme: str) -> float:
-    """The share of collection reads the edge absorbed, from README's bench/edge.py table."""
+    """The share of collection reads the edge absorbed (docs/measurements.md, bench/edge.py)."""
     row = re.search(rf"^\| {re.escape(EDGE_ROW)} \|.*\*\*([0-9.]+) %\*\* \|$", readme, re.M)
     if row is None:
-        raise LookupError(f"README.md has no '{EDGE_ROW}' row with an edge hit ratio")
+        raise LookupError(f"docs/measurements.md has no '{EDGE_ROW}' row with an edge hit ratio")
     return float(row[1]) / 100
 
 
@@ -424,7 +426,7 @@ def markdown(results: Results, hit_ratio: float) -> str:
                     f"Through the edge, each is a CloudFront request and CloudFront transfer; "
                     f"{1 - hit_ratio:.1%} of them miss and also cost the origin's request, "
                     "invocation and reads (origin fetch transfer is free). The "
-                    f"{hit_ratio:.1%} hit ratio is README's 'What the edge absorbs' "
+                    f"{hit_ratio:.1%} hit ratio is docs/measurements.md's 'What the edge absorbs' "
                     "(bench/edge.py, pointer design).",
                     "Misses are not priced: a file is generated once per client, cache key "
                     "and max age (bench/calls.py's miss and recorder rows show their calls).",
@@ -433,7 +435,7 @@ def markdown(results: Results, hit_ratio: float) -> str:
                     "durations are in-process wall times with moto, not AWS's.",
                 )
             ),
-            "![cost](cost.png)",
+            "![cost](assets/cost.png)",
         ]
     )
 
@@ -476,7 +478,7 @@ def chart(results: Results, hit_ratio: float, path: Path) -> None:
 
 
 def main() -> None:
-    hit_ratio = edge_hit_ratio(README.read_text())
+    hit_ratio = edge_hit_ratio(MEASUREMENTS.read_text())
     results = measured_from_arguments(__doc__)
     if results.architecture != PRICED_ARCHITECTURE:
         raise SystemExit(f"template.yaml runs {results.architecture}; add its Lambda price")

@@ -3,7 +3,7 @@
     .venv/bin/python bench/cpu.py [--requests 2000] [--warmup 200] [--block 100]
                                   [--profile [--profile-requests 500]] [--show-calls] [--crt]
 
-Issue 11's goal: handler CPU per warm hit at most 1.3x that of a bare-botocore handler making
+The goal: handler CPU per warm hit at most 1.3x that of a bare-botocore handler making
 the same calls. No emulator may run while the CPU is measured, so:
 
 1. Record. moto in-process; the feeds handler (functions/feeds/feeds.py, loaded as a container
@@ -668,7 +668,7 @@ def report(offload: Figures, bare: Figures, *, requests: int, warmup: int, block
             *rows,
             "",
             f"Median of the CPU ratios of blocks run back to back: {paired:.2f}x.",
-            f"Goal (issue 11, hit path): Offload's CPU per warm hit ≤ {GOAL}x bare botocore's: "
+            f"Goal (hit path): Offload's CPU per warm hit ≤ {GOAL}x bare botocore's: "
             f"{verdict} ({cpu_ratio:.2f}x).",
         ]
     )
