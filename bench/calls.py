@@ -969,6 +969,7 @@ def function_sizing(stack: Any, logical_id: str = "FeedsFunction") -> tuple[int,
 
 def measure(*, latency: float = DEFAULT_LATENCY_SECONDS, times: int = DEFAULT_REPEAT) -> Results:
     """Set up moto in-process with the template's table and bucket, then measure."""
+    from offload_local.resources import create_resources
     from offload_local.template import Stack, load
 
     stack = Stack(load())
@@ -976,21 +977,13 @@ def measure(*, latency: float = DEFAULT_LATENCY_SECONDS, times: int = DEFAULT_RE
     for name in [n for n in os.environ if n.startswith("AWS_ENDPOINT_URL") or n == "AWS_PROFILE"]:
         os.environ.pop(name)
 
-    import boto3
     from moto import mock_aws
 
     from offload.runtime import get_runtime
 
     # Powertools prints each invocation's metrics (the cold start's even when disabled).
     with mock_aws(), redirect_stdout(io.StringIO()):
-        dynamodb = boto3.client("dynamodb")
-        dynamodb.create_table(**stack.table_definition())
-        if ttl := stack.ttl_attribute():
-            dynamodb.update_time_to_live(
-                TableName=stack.resource_name("Table"),
-                TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl},
-            )
-        boto3.client("s3").create_bucket(Bucket=stack.resource_name("FeedsBucket"))
+        create_resources(stack)
         recorder = Recorder(latency=latency)
         runtime = get_runtime()
         recorder.watch(runtime.s3, runtime.dynamodb)

@@ -328,13 +328,13 @@ def main() -> None:
     for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
         os.environ.pop(name, None)
 
-    import boto3
     from moto import mock_aws
 
     from offload.collections import store as pages
     from offload.config import get_settings
     from offload.runtime import get_runtime
     from offload_local.isolation import serialise_dynamodb
+    from offload_local.resources import create_resources
     from offload_local.template import Stack, load
 
     if args.page_size:
@@ -347,8 +347,7 @@ def main() -> None:
     rows = []
     started = time.perf_counter()
     with mock_aws():
-        definition = Stack(load()).table_definition() | {"TableName": ENVIRONMENT["TABLE_NAME"]}
-        boto3.client("dynamodb").create_table(**definition)
+        create_resources(Stack(load()), names={"Table": ENVIRONMENT["TABLE_NAME"]})
         get_runtime()  # binds the models to the table
         now = pages.CollectionStore.for_settings(get_settings())
         before = whole_list_store(pages.CollectionStore).for_settings(get_settings())

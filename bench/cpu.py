@@ -425,7 +425,6 @@ def is_hit(response: dict) -> bool:
 
 def set_up(stack: Any, function: Any, feed: Any) -> Setup:
     """Record the Offload handler's warm hit on moto, then point every client at the tape."""
-    import boto3
     from moto import mock_aws
     from pynamodb.signals import pre_dynamodb_send
 
@@ -436,6 +435,7 @@ def set_up(stack: Any, function: Any, feed: Any) -> Setup:
     from offload.runtime import POOL_WORKERS, get_runtime
     from offload.scopes import Scope
     from offload_local.lambdas import LocalContext, load_handler
+    from offload_local.resources import create_resources
 
     tape = Tape()
     pynamodb: dict[int, Any] = {}
@@ -452,9 +452,7 @@ def set_up(stack: Any, function: Any, feed: Any) -> Setup:
     pre_dynamodb_send.connect(on_pynamodb_send)
     try:
         with mock_aws():
-            dynamodb = boto3.client("dynamodb")
-            dynamodb.create_table(**stack.table_definition())
-            boto3.client("s3").create_bucket(Bucket=stack.resource_name("FeedsBucket"))
+            create_resources(stack)
             runtime = get_runtime()
             tape.watch(runtime.s3, runtime.dynamodb)
             auth.create_key(

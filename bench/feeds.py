@@ -84,13 +84,13 @@ def main() -> None:
     from offload.recorder import record_created
     from offload.runtime import get_runtime
     from offload.storage import GZIP_LEVEL
+    from offload_local.resources import create_resources
     from offload_local.template import Stack, load
 
     with mock_aws():
         stack = Stack(load())
-        definition = stack.table_definition() | {"TableName": ENVIRONMENT["TABLE_NAME"]}
-        boto3.client("dynamodb").create_table(**definition)
-        boto3.client("s3").create_bucket(Bucket=ENVIRONMENT["BUCKET_NAME"])
+        names = {"Table": ENVIRONMENT["TABLE_NAME"], "FeedsBucket": ENVIRONMENT["BUCKET_NAME"]}
+        create_resources(stack, names=names)
         runtime = get_runtime()
         seed_products(product_records(2000))
         auth.create_key("bench", scopes={auth.SCOPE_FEEDS}, hourly_limit=10**9, key="bench-key")

@@ -17,6 +17,7 @@ from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_
 
 from offload_local.isolation import serialise_dynamodb
 from offload_local.presigned import PresignedUrls, WsgiApp
+from offload_local.resources import create_resources
 from offload_local.s3events import ObjectChange, S3EventSource
 from offload_local.servers import QuietRequestHandler, Server
 from offload_local.template import Stack
@@ -108,23 +109,7 @@ class Emulator:
 
     def create_resources(self, session: boto3.Session) -> None:
         """The template's tables, buckets and queues, as it defines them."""
-        dynamodb = session.client("dynamodb", endpoint_url=self.endpoint_url)
-        for logical_id in self.stack.resources("AWS::DynamoDB::Table"):
-            definition = self.stack.table_definition(logical_id)
-            dynamodb.create_table(**definition)
-            if ttl := self.stack.ttl_attribute(logical_id):
-                dynamodb.update_time_to_live(
-                    TableName=definition["TableName"],
-                    TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl},
-                )
-        s3 = session.client("s3", endpoint_url=self.endpoint_url)
-        location: dict[str, Any] = (
-            {}
-            if session.region_name == "us-east-1"
-            else {"CreateBucketConfiguration": {"LocationConstraint": session.region_name}}
-        )
-        for logical_id in self.stack.resources("AWS::S3::Bucket"):
-            s3.create_bucket(Bucket=self.stack.resource_name(logical_id), **location)
-        sqs = session.client("sqs", endpoint_url=self.endpoint_url)
-        for logical_id in self.stack.resources("AWS::SQS::Queue"):
-            sqs.create_queue(QueueName=self.stack.resource_name(logical_id))
+        def client(service: str) -> Any:
+            return session.client(service, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]
+
+        create_resources(self.stack, client)

@@ -19,6 +19,9 @@ from tests.support import cache_status
 from tests.support.clients import absent
 from tests.support.stack import TTLS, RunningStack
 
+# Clock-dependent: TTLs of seconds run out while the test watches; run alone (make test).
+pytestmark = pytest.mark.serial
+
 ORIGIN_ID = "apigw-requestid"
 POINTER_WINDOW = TTLS["PointerMaxAgeSeconds"] + TTLS["PointerStaleSeconds"]
 

@@ -229,6 +229,7 @@ def test_most_specific_route_wins(get):
     assert get("/items/7").text == "GET /items/{id}"
 
 
+@pytest.mark.serial  # timed against the clock
 def test_requests_are_served_concurrently_by_separate_invocations(get):
     # GIVEN eight requests to a function that takes half a second
     started = time.monotonic()

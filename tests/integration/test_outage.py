@@ -12,10 +12,14 @@ from contextlib import contextmanager
 from http import HTTPStatus
 from urllib.parse import urlsplit
 
+import pytest
 import requests
 
 from tests.support import match
 from tests.support.stack import RunningStack, wait_for_hit
+
+# Stops the stack's emulator for seconds, timed against the clock: run alone.
+pytestmark = pytest.mark.serial
 
 ADMIN = {"X-Api-Key": "demo-admin-key"}
 

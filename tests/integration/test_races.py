@@ -20,6 +20,9 @@ from offload import auth
 from offload.feeds.outcome import Outcome
 from tests.support import cache_status, match, signed_generation, stored_generations
 
+# Concurrency measured against the clock (leases, waits, a storm of fixed length): run alone.
+pytestmark = pytest.mark.serial
+
 SERVED = {HTTPStatus.OK, HTTPStatus.TEMPORARY_REDIRECT}
 
 

@@ -61,18 +61,6 @@ def reset_container_state() -> None:
     reset_cold_start_flag()
 
 
-def create_resources(stack: Stack = STACK) -> None:
-    """The table and bucket, as the template defines them."""
-    dynamodb = boto3.client("dynamodb")
-    dynamodb.create_table(**stack.table_definition())
-    if ttl := stack.ttl_attribute():
-        dynamodb.update_time_to_live(
-            TableName=stack.resource_name("Table"),
-            TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl},
-        )
-    boto3.client("s3").create_bucket(Bucket=stack.resource_name("FeedsBucket"))
-
-
 def feed_event(
     path: str = "/feeds/catalog.json",
     *,

@@ -7,8 +7,10 @@ import json
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
+from unittest.mock import patch
 
 import boto3
+import botocore.session
 import pytest
 from moto import mock_aws
 
@@ -22,12 +24,12 @@ from offload.feeds.catalog import product_records, seed_products
 from offload.runtime import Runtime, get_runtime
 from offload_local.isolation import serialise_dynamodb
 from offload_local.lambdas import Containers, LocalContext, load_handler
+from offload_local.resources import create_resources
 from offload_local.stack import seed_demo_keys
 from offload_local.template import Function
 from tests.support import (
     STACK,
     Api,
-    create_resources,
     feed_event,
     reset_container_state,
     rsa_private_key,
@@ -46,12 +48,25 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     item.add_marker(pytest.mark.disable_socket)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def botocore_session() -> Iterator[None]:
+    """One botocore session for PynamoDB's connections, as boto3's default session is kept.
+
+    A session loads each service's model files once; PynamoDB makes a new one per
+    connection, and every test binds new connections. Credentials and region come from the
+    environment, which is the same fake one for every test.
+    """
+    session = botocore.session.get_session()
+    with patch("pynamodb.connection.base.get_session", return_value=session):
+        yield
+
+
 @pytest.fixture
 def aws() -> Iterator[None]:
     """An empty AWS account in-process, with the template's table and bucket."""
     serialise_dynamodb()
-    with mock_aws():
-        create_resources()
+    with mock_aws(config={"core": {"reset_boto3_session": False}}):
+        create_resources(STACK)
         get_runtime()  # binds the models to the table, as a container's cold start does
         yield
 

@@ -7,6 +7,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from http import HTTPStatus
 
+import pytest
+
 from offload import locks
 from offload.config import get_settings
 from offload.feeds import Feed
@@ -93,6 +95,7 @@ def test_soft_invalidation_allows_stale_while_rebuilding(
     assert cache_status(second["headers"]) == Outcome.STALE
 
 
+@pytest.mark.serial  # the waiters' bounded wait is wall-clock time
 def test_cold_key_with_100_concurrent_requests_generates_once(containers, make_key, probe):
     # GIVEN a cold key and a generator that takes a moment
     key, _ = make_key()
