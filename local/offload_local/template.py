@@ -12,37 +12,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from samcli.yamlhelper import yaml_parse
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
 NO_VALUE = object()
 
 
-class _Loader(yaml.SafeLoader):
-    """YAML with CloudFormation's short-form tags (`!Ref`, `!Sub`, `!GetAtt`, ...)."""
-
-
-def _construct_tag(loader: _Loader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    # `!Ref` and `!Condition` are the two short forms without the `Fn::` prefix.
-    name = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-        if suffix == "GetAtt":
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    return {name: value}
-
-
-_Loader.add_multi_constructor("!", _construct_tag)
-
-
 def load(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
-    """The template as plain data, intrinsic functions in their long form."""
-    return yaml.load(path.read_text(), Loader=_Loader)
+    """The template as plain data, intrinsic functions in their long form (SAM CLI's parser,
+    the one `sam local` and `sam validate` read templates with)."""
+    return yaml_parse(path.read_text())
 
 
 @dataclass(frozen=True, slots=True)
