@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from http import HTTPStatus
 
+import boto3
 import pytest
 
 from offload.feeds.base import SHARED_OWNER
 from offload.feeds.outcome import Outcome
-from tests.support import cache_status, stored_generations
+from tests.support import BUCKET_NAME, cache_status, stored_generations
 from tests.support.feeds import Probe, download, probe_feed
 
 SHARED = "/feeds/everyone.json"
@@ -58,3 +59,24 @@ def test_a_per_client_feed_still_generates_per_client(call_feed, make_key, probe
     for key in (make_key()[0], make_key()[0]):
         assert cache_status(call_feed("/feeds/probe.json", key=key)["headers"]) == Outcome.STORED
     assert probe.calls == 2
+
+
+def test_only_a_shared_file_and_its_copy_may_be_held_by_a_shared_cache(
+    call_feed, make_key, shared_probe, probe
+):
+    # GIVEN one file of a shared feed and one of a per-client feed, each with its gzip copy
+    key, _ = make_key()
+    call_feed(SHARED, key=key)
+    call_feed("/feeds/probe.json", key=key)
+    s3 = boto3.client("s3")
+
+    def cache_control(feed: str) -> set[str]:
+        listed = s3.list_objects_v2(Bucket=BUCKET_NAME, Prefix=f"files/{feed}/")["Contents"]
+        return {
+            s3.head_object(Bucket=BUCKET_NAME, Key=item["Key"])["CacheControl"]
+            for item in listed
+        }
+
+    # THEN the edge may hand the shared one to every client; the per-client one stays private
+    assert cache_control("everyone") == {"public, max-age=31536000, immutable"}
+    assert cache_control("probe") == {"private, max-age=31536000, immutable"}

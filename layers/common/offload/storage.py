@@ -70,7 +70,23 @@ class Download:
         return f'attachment; filename="{self.filename}"'
 
 
-def upload(s3: Any, bucket: str, generation: Generation, data: bytes, *, content_type: str) -> None:
+# Objects are immutable, so a cache may keep them forever. A shared feed's file is the same
+# for every client, so the CDN may hand one copy to all of them: CloudFront checks each
+# viewer's signature before it serves from its cache, and its cache key leaves the signature
+# out. A per-client file stays private: no other client could use the edge's copy.
+SHARED_CACHE_CONTROL = "public, max-age=31536000, immutable"
+PRIVATE_CACHE_CONTROL = "private, max-age=31536000, immutable"
+
+
+def upload(
+    s3: Any,
+    bucket: str,
+    generation: Generation,
+    data: bytes,
+    *,
+    content_type: str,
+    shared: bool = False,
+) -> None:
     """Store one generation, gzip-encoded copy first: its keys are new, so nothing is ever
     overwritten, and once the plain object's event records it, its copy is there too."""
     common = {
@@ -78,8 +94,7 @@ def upload(s3: Any, bucket: str, generation: Generation, data: bytes, *, content
         "ContentType": content_type,
         # Also what a CDN serves the file with; S3 presigned URLs say it again (signing).
         "ContentDisposition": Download.of(generation, content_type).disposition,
-        # Objects are immutable: a CDN in front of the bucket may keep them forever.
-        "CacheControl": "private, max-age=31536000, immutable",
+        "CacheControl": SHARED_CACHE_CONTROL if shared else PRIVATE_CACHE_CONTROL,
     }
     # mtime=0: the same bytes always compress to the same copy.
     encoded = gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)

@@ -153,7 +153,14 @@ def run(
         return Finished.SUPERSEDED
     try:
         data = generate(request)
-        storage.upload(runtime.s3, bucket, generation, data, content_type=request.content_type)
+        storage.upload(
+            runtime.s3,
+            bucket,
+            generation,
+            data,
+            content_type=request.content_type,
+            shared=request.feed.shared,
+        )
     except Exception as exc:
         known = isinstance(exc, OffloadError) and type(exc).__name__ in FAILURES
         failure = type(exc).__name__ if known else GenerationFailed.__name__

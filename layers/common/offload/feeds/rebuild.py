@@ -162,7 +162,12 @@ class Rebuilder:
         self, request: FeedRequest, generation: Generation, data: bytes, inline: bool
     ) -> Served:
         storage.upload(
-            self._runtime.s3, self._bucket, generation, data, content_type=request.content_type
+            self._runtime.s3,
+            self._bucket,
+            generation,
+            data,
+            content_type=request.content_type,
+            shared=request.feed.shared,
         )
         metrics.add_metric(name="Misses", unit=MetricUnit.Count, value=1)
         small = inline and len(data) <= self._settings.inline_limit_bytes
