@@ -7,14 +7,16 @@ and finds the table in TABLE_NAME or --table.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from offload import auth
+from offload import auth, usage
 from offload.collections.store import CollectionStore
 from offload.config import DEFAULT_HOURLY_LIMIT, TABLE_NAME, Settings, default_of
 from offload.errors import InvalidRequest, NotFound
@@ -26,6 +28,18 @@ from offload.models import bind_models
 
 class UsageError(Exception):
     """A command that cannot run as given."""
+
+
+_DURATION = re.compile(r"([0-9]+)([smhd])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def duration(text: str) -> int:
+    """Seconds in `90d`, `12h`, `30m` or `45s` (argparse type)."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None or int(match[1]) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 90d, 12h or 30m")
+    return int(match[1]) * _UNIT_SECONDS[match[2]]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -117,6 +131,30 @@ def _feeds_list(args: argparse.Namespace, settings: Settings | None) -> int:
     return 0
 
 
+def _usage(args: argparse.Namespace, settings: Settings | None) -> int:
+    rows = usage.report(
+        since=time.time() - args.since,
+        by=usage.By(args.by),
+        client=args.client,
+        feed=args.feed,
+    )
+    documents = [row.document() for row in rows]
+    if args.format == "json":
+        print(json.dumps(documents, indent=2))
+        return 0
+    columns = ["client", "feed", "period", *(field.value for field in usage.Field)]
+    if args.format == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(documents)
+        return 0
+    widths = {c: max([len(c), *(len(str(d[c])) for d in documents)]) for c in columns}
+    print("  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip())
+    for document in documents:
+        print("  ".join(str(document[c]).ljust(widths[c]) for c in columns).rstrip())
+    return 0
+
+
 def _catalog_seed(args: argparse.Namespace, settings: Settings | None) -> int:
     written = seed_products(product_records(args.count))
     print(f"wrote {written} demo products")
@@ -157,6 +195,16 @@ def _parser() -> argparse.ArgumentParser:
     scope.add_argument("--collection", help="e.g. users/42/matches: move it to a new version")
     inv.add_argument("--soft", action="store_true", help="allow stale answers while rebuilding")
     inv.set_defaults(run=_invalidate)
+
+    report = commands.add_parser("usage", help="requests, hits, misses and bytes per client")
+    report.add_argument("--client")
+    report.add_argument("--feed")
+    report.add_argument(
+        "--since", type=duration, default=duration("7d"), help="e.g. 30d, 12h (default: 7d)"
+    )
+    report.add_argument("--by", choices=[b.value for b in usage.By], default=usage.By.DAY.value)
+    report.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    report.set_defaults(run=_usage)
 
     feeds = commands.add_parser("feeds", help="list the registered feeds")
     feeds.add_subparsers(dest="action", required=True).add_parser("list").set_defaults(

@@ -157,6 +157,15 @@ class RateCounter(TableModel):
     def key_for(client_id: str, window_start: int) -> str:
         return f"RATE#{client_id}#{window_start}"
 
+    @staticmethod
+    def window_of(key: str) -> tuple[str, int] | None:
+        """The client and window start a partition key names: the inverse of `key_for`."""
+        kind, _, rest = key.partition("#")
+        client_id, _, start = rest.rpartition("#")
+        if kind != "RATE" or not client_id or not start.isdigit():
+            return None
+        return client_id, int(start)
+
 
 class Product(TableModel):
     """A catalog item, the demo feed's source data."""
