@@ -69,27 +69,63 @@ def _bind(table: str | None) -> Settings:
 def _keys_create(args: argparse.Namespace, settings: Settings | None) -> int:
     assert settings is not None  # bound for every command but `feeds`
     limit = args.hourly_limit or settings.default_hourly_limit
+    valid_until = time.time() + args.expires if args.expires else None
     try:
-        key = auth.create_key(args.client, scopes={args.scope}, hourly_limit=limit)
+        key = auth.create_key(
+            args.client, scopes={args.scope}, hourly_limit=limit, valid_until=valid_until
+        )
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     print(f"client:       {args.client}")
     print(f"scope:        {args.scope}")
     print(f"hourly limit: {limit}")
+    print(f"expires:      {_when(valid_until) if valid_until else 'never'}")
     print(f"key:          {key}")
     print("The key is shown only now; Offload stores its SHA-256 hash.", file=sys.stderr)
     return 0
 
 
+def _keys_rotate(args: argparse.Namespace, settings: Settings | None) -> int:
+    valid_until = time.time() + args.expires if args.expires else None
+    try:
+        rotation = auth.rotate(args.client, grace_seconds=args.grace, valid_until=valid_until)
+    except LookupError as exc:
+        raise UsageError(str(exc.args[0])) from exc
+    print(f"client:       {rotation.client_id}")
+    print(f"expires:      {_when(valid_until) if valid_until else 'never'}")
+    print(f"key:          {rotation.key}")
+    print(
+        f"The key is shown only now. The client's {rotation.old_keys} other key(s) stop "
+        f"working at {_when(rotation.old_valid_until)}.",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _when(epoch: float | None) -> str:
+    if epoch is None:
+        return "-"
+    return datetime.fromtimestamp(int(epoch), tz=UTC).strftime("%Y-%m-%d %H:%M")
+
+
 def _keys_list(args: argparse.Namespace, settings: Settings | None) -> int:
-    print(f"{'CLIENT':<20} {'KEY':<12} {'SCOPES':<14} {'LIMIT/H':>8}  {'STATE':<8} CREATED")
+    now = time.time()
+    print(
+        f"{'CLIENT':<20} {'KEY':<12} {'SCOPES':<14} {'LIMIT/H':>8}  {'STATE':<8} "
+        f"{'CREATED':<16}  {'EXPIRES':<16}  LAST USE"
+    )
     for record in auth.list_keys():
-        created = datetime.fromtimestamp(int(record.created_at), tz=UTC).strftime("%Y-%m-%d %H:%M")
-        state = "revoked" if record.disabled else "active"
+        if record.disabled:
+            state = "revoked"
+        elif record.valid_until is not None and record.valid_until <= now:
+            state = "expired"
+        else:
+            state = "active"
         scopes = ",".join(sorted(record.scopes))
         print(
             f"{record.client_id:<20} {record.key_prefix + '…':<12} {scopes:<14} "
-            f"{int(record.hourly_limit):>8}  {state:<8} {created}"
+            f"{int(record.hourly_limit):>8}  {state:<8} {_when(record.created_at):<16}  "
+            f"{_when(record.valid_until):<16}  {_when(record.last_used_at)}"
         )
     return 0
 
@@ -166,7 +202,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--table", help=f"DynamoDB table (default: ${TABLE_NAME})")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    keys = commands.add_parser("keys", help="create, list and revoke API keys")
+    keys = commands.add_parser("keys", help="create, list, rotate and revoke API keys")
     key_commands = keys.add_subparsers(dest="action", required=True)
     create = key_commands.add_parser("create", help="create a key and print it once")
     create.add_argument("--client", required=True)
@@ -177,7 +213,17 @@ def _parser() -> argparse.ArgumentParser:
         f"else {default_of('default_hourly_limit')})",
     )
     create.add_argument("--scope", choices=sorted(auth.SCOPES), default=auth.SCOPE_FEEDS)
+    create.add_argument("--expires", type=duration, help="e.g. 90d: the key stops working then")
     create.set_defaults(run=_keys_create)
+    rotate = key_commands.add_parser(
+        "rotate", help="a new key with the same scope and limit; the old ones expire later"
+    )
+    rotate.add_argument("--client", required=True)
+    rotate.add_argument(
+        "--grace", type=duration, default=duration("7d"), help="how long old keys still work"
+    )
+    rotate.add_argument("--expires", type=duration, help="e.g. 90d: the new key's own expiry")
+    rotate.set_defaults(run=_keys_rotate)
     key_commands.add_parser("list", help="list keys (hash prefixes only)").set_defaults(
         run=_keys_list
     )

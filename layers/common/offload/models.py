@@ -54,6 +54,11 @@ class ApiClient(TableModel):
     hourly_limit = NumberAttribute()
     disabled = BooleanAttribute(default=False)
     created_at = NumberAttribute()
+    # Not `expires_at`: the table's TTL would delete the record, and an expired key would
+    # then be answered as unknown instead of as expired.
+    valid_until = NumberAttribute(null=True)
+    # Written by the read that refreshes a container's cached record, at most once a minute.
+    last_used_at = NumberAttribute(null=True)
 
     @staticmethod
     def key_for(key_hash: str) -> str:
