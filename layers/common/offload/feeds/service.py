@@ -191,7 +191,10 @@ class FeedService:
         if served.object_key is not None:
             self._remember(request.cache_id, served.object_key)
         answer = self._answer(request, served, delivery)
-        usage.PENDING.add(client.client_id, feed, answer.usage(served))
+        counts = answer.usage(served)
+        usage.PENDING.add(client.client_id, feed, counts)
+        if handed_out := counts.get(usage.Field.BYTES):
+            metrics.add_metric(name="BytesHandedOut", unit=MetricUnit.Bytes, value=handed_out)
         return answer
 
     def _answer(self, request: FeedRequest, served: Served, delivery: Delivery) -> FeedAnswer:
