@@ -20,7 +20,7 @@ from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from offload.observability import METRICS_NAMESPACE
-from offload_local.template import ROOT, load
+from offload_local.template import NO_VALUE, ROOT, Stack, load
 
 TEMPLATE = load()
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
@@ -232,3 +232,36 @@ def test_each_alarm_says_what_it_means_and_the_docs_list_it(alarm: str) -> None:
     assert RESOURCES[alarm]["Condition"] == "AlarmsEnabled"
     suffix = properties["AlarmName"]["Fn::Sub"].removeprefix("${AWS::StackName}-")
     assert f"`{suffix}`" in DOCS.read_text(), f"docs/operations.md does not list {suffix}"
+
+
+def alarm_actions(stack: Stack) -> set[str]:
+    actions = set()
+    for alarm in stack.resources("AWS::CloudWatch::Alarm").values():
+        resolved = stack.resolve(alarm["Properties"].get("AlarmActions", []))
+        actions.update([] if resolved is NO_VALUE else resolved)
+    return actions
+
+
+def test_alarms_are_on_by_default_and_a_parameter_turns_them_off() -> None:
+    assert len(Stack(load()).resources("AWS::CloudWatch::Alarm")) == len(alarms())
+    assert Stack(load()).resources("AWS::CloudWatch::Dashboard")
+    off = Stack(load(), parameters={"EnableAlarms": "false"})
+    assert off.resources("AWS::CloudWatch::Alarm") == {}
+    assert off.resources("AWS::CloudWatch::Dashboard") == {}
+
+
+def test_notifications_go_to_a_named_topic_or_to_an_e_mail_address() -> None:
+    # Without a destination, alarms only change state
+    assert alarm_actions(Stack(load())) == set()
+    assert Stack(load()).resources("AWS::SNS::Topic") == {}
+    # A topic ARN is used as it is
+    topic = "arn:aws:sns:eu-west-1:123456789012:on-call"
+    named = Stack(load(), parameters={"AlarmNotification": topic})
+    assert alarm_actions(named) == {topic}
+    assert named.resources("AWS::SNS::Topic") == {}
+    # An e-mail address gets a topic of the stack's, subscribed
+    mailed = Stack(load(), parameters={"AlarmNotification": "ops@example.com"})
+    [(name, created)] = mailed.resources("AWS::SNS::Topic").items()
+    assert alarm_actions(mailed) == {mailed.resource_name(name)}
+    [subscription] = mailed.resolve(created["Properties"]["Subscription"])
+    assert subscription == {"Protocol": "email", "Endpoint": "ops@example.com"}
