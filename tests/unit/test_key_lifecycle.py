@@ -111,3 +111,15 @@ def test_marking_an_unknown_key_creates_nothing(aws):
         auth.authenticate("ofl_nobody", auth.SCOPE_FEEDS, cache)
     with pytest.raises(ApiClient.DoesNotExist):
         record_of("ofl_nobody")
+
+
+def test_the_last_use_memory_is_bounded(aws, monkeypatch):
+    # GIVEN a container that remembers at most two keys' last writes
+    monkeypatch.setattr(auth, "MAX_RECORDED", 2)
+    cache = auth.ClientCache(ttl=0)
+    # WHEN three unknown keys are sent
+    for n in range(3):
+        with pytest.raises(auth.Forbidden):
+            auth.authenticate(f"ofl_junk{n}", auth.SCOPE_FEEDS, cache)
+    # THEN it holds no more than two
+    assert len(cache._recorded) <= 2

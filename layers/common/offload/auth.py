@@ -26,6 +26,8 @@ KEY_QUERY = "key"
 CLIENT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 # A container records a key's last use at most this often, on the read it makes anyway.
 LAST_USE_SECONDS = 60.0
+# Keys (sent ones, unknown included) whose last write a container remembers.
+MAX_RECORDED = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,8 @@ class ClientCache:
         with self._lock:
             record_use = wall - self._recorded.get(key_hash, -LAST_USE_SECONDS) >= LAST_USE_SECONDS
             if record_use:
+                if len(self._recorded) >= MAX_RECORDED:
+                    self._recorded.clear()  # a few early writes beat unbounded memory
                 self._recorded[key_hash] = wall
         # The read is a write once a minute: the last use costs no call of its own.
         client = _load_and_mark(key_hash, wall) if record_use else _load(key_hash)
