@@ -12,6 +12,8 @@ import pytest
 
 from offload.feeds.background import BackgroundJob, LambdaLauncher
 from offload.feeds.events import DETAIL_TYPE, SOURCE
+from offload.models import RebuildLock
+from offload_local.template import ROOT, load
 from tests.support import reset_container_state, stored_generations
 from tests.support.feeds import Probe, probe_feed
 
@@ -129,3 +131,39 @@ def test_a_named_bus_receives_the_event(make_key, call_feed, slow, launched, run
     run_job(launched[0])
     [message] = sqs.receive_message(QueueUrl=queue)["Messages"]
     assert json.loads(message["Body"])["detail"]["outcome"] == "stored"
+
+
+EXAMPLE_RULE = ROOT / "examples" / "operations" / "export-ready-rule.yaml"
+
+
+def test_the_documented_rule_matches_a_clients_stored_generation(
+    call_feed, make_key, slow, launched, run_job
+):
+    # GIVEN the docs' example rule, for a client of ours, with a queue as its target
+    [rule] = load(EXAMPLE_RULE).values()
+    pattern = rule["Properties"]["EventPattern"]
+    key, client_id = make_key()
+    pattern["detail"]["client"] = [client_id]
+    sqs, events = boto3.client("sqs"), boto3.client("events")
+    queue = sqs.create_queue(QueueName="export-ready")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    events.put_rule(Name="export-ready", EventPattern=json.dumps(pattern))
+    events.put_targets(Rule="export-ready", Targets=[{"Id": "q", "Arn": arn}])
+    # WHEN one generation for the client fails and the next is stored
+    slow.fail = RuntimeError("the data source is down")
+    call_feed(SLOW, key=key)
+    run_job(launched[0])
+    # THEN only the stored one reached the rule's target
+    assert sqs.receive_message(QueueUrl=queue).get("Messages", []) == []
+    slow.fail = None
+    RebuildLock(RebuildLock.key_for(launched[0].generation.cache_id), RebuildLock.SORT).delete()
+    call_feed(SLOW, key=key)
+    run_job(launched[-1])
+    [message] = sqs.receive_message(QueueUrl=queue)["Messages"]
+    assert json.loads(message["Body"])["detail"]["outcome"] == "stored"
+
+
+def test_the_docs_show_the_example_rule_as_it_is_tested():
+    assert EXAMPLE_RULE.read_text() in (ROOT / "docs" / "operations.md").read_text()
