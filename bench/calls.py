@@ -11,6 +11,9 @@ trips a request waits for). A simulated round trip (`--latency-ms`) is added to 
 call, as `bench/feeds.py` does, so that parallel calls visibly overlap and wall times include
 the network.
 
+The one write of a hit is the rate counter's, which also counts the client's usage (the
+request, and the outcomes of its earlier requests; offload.usage): usage costs no call.
+
 Feed kinds, each a warm container (client cached, object remembered) unless said otherwise:
 hit, 304 (If-None-Match with the current ETag), stale (the file is past its max age and
 another request holds the rebuild lock), 429 (the client is over its limit), miss (a cache

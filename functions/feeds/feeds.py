@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from offload.auth import SCOPE_FEEDS, ClientCache
 from offload.feeds import REGISTRY
 from offload.feeds.delivery import LINK_MEDIA_TYPE
-from offload.feeds.service import FeedAnswer, FeedService
+from offload.feeds.service import FeedAnswer, FeedService, audit_download
 from offload.http import add_answer_headers, api_resolver, authenticate_request
 from offload.observability import logger, metrics, tracer
 from offload.ratelimit import RateStatus
@@ -37,6 +37,8 @@ def get_feed(file: str) -> Response:
         headers=event.headers or {},
         metered=_rate_headers,
     )
+    if answer.object_key is not None and not answer.not_modified:
+        audit_download(answer, client, file, event)
     return _response(answer, _request_target(event.path, event.raw_query_string))
 
 

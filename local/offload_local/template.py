@@ -249,6 +249,12 @@ class Stack:
         if name == "Fn::Join":
             separator, items = argument
             return separator.join(str(item) for item in self.resolve(items))
+        if name == "Fn::Split":
+            separator, text = argument
+            return str(self.resolve(text)).split(separator)
+        if name == "Fn::Select":
+            index, items = argument
+            return self.resolve(items)[int(index)]
         if name in {"Fn::Equals", "Fn::Not", "Fn::And", "Fn::Or"}:
             return self._evaluate(value)
         return {name: self.resolve(argument)}

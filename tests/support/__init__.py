@@ -12,6 +12,7 @@ from urllib.parse import quote_plus, unquote, urlsplit
 import boto3
 from aws_lambda_powertools.metrics.provider.cold_start import reset_cold_start_flag
 
+from offload import usage
 from offload.config import get_settings
 from offload.feeds.generation import OBJECT_PREFIX, Generation
 from offload.feeds.outcome import CACHE_STATUS_NAME
@@ -59,6 +60,7 @@ def reset_container_state() -> None:
     get_runtime.cache_clear()
     metrics.clear_metrics()
     reset_cold_start_flag()
+    usage.PENDING.clear()
 
 
 def feed_event(

@@ -19,6 +19,7 @@ from bench.calls import (
     chain,
     rounds,
 )
+from offload import usage
 from offload.runtime import Runtime
 from tests.support import STACK
 
@@ -156,3 +157,19 @@ def test_collection_reads_are_one_round_and_write_nothing(in_process: InProcessA
     for answer in (collections.pointer(), collections.index(), collections.match()):
         assert answer.trace.rounds == 1, answer.target
         assert writes(answer.trace) == [], answer.target
+
+
+def test_usage_is_counted_by_the_hits_one_write(feeds: FeedBench) -> None:
+    # GIVEN a warm container that has answered hits
+    feeds.hit()
+    # WHEN it answers one more
+    hit = feeds.hit()
+
+    # THEN the hit's round is unchanged (no call for usage), and its one write, the rate
+    # counter's, holds the client's usage of the feed: the earlier hits and their bytes
+    assert hit.trace.operations == FIRST_ROUND
+    assert writes(hit.trace) == ["DynamoDB.UpdateItem"]
+    [row] = usage.report(since=0, client=feeds.client_id, feed=feeds.feed.name)
+    assert row.requests >= 2
+    assert row.hits >= 1
+    assert row.bytes == FILE_BYTES * (row.hits + row.misses)

@@ -34,6 +34,7 @@ TRANSACT_ACTIONS = {
 # SAM policy templates the template uses, by the actions they grant.
 POLICY_TEMPLATES = {
     "SQSSendMessagePolicy": {"sqs:SendMessage", "sqs:ChangeMessageVisibility"},
+    "EventBridgePutEventsPolicy": {"events:PutEvents"},
 }
 
 

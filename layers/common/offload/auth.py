@@ -7,11 +7,14 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pynamodb.exceptions import UpdateError
 
 from offload.errors import Forbidden, Unauthorized
-from offload.models import ApiClient
+from offload.models import ApiClient, condition_failed
 
 SCOPE_FEEDS = "feeds"
 SCOPE_ADMIN = "admin"
@@ -21,6 +24,10 @@ KEY_HEADER = "x-api-key"
 KEY_QUERY = "key"
 # Client ids appear in object keys and cache keys, so they are slugs.
 CLIENT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+# A container records a key's last use at most this often, on the read it makes anyway.
+LAST_USE_SECONDS = 60.0
+# Keys (sent ones, unknown included) whose last write a container remembers.
+MAX_RECORDED = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +37,11 @@ class Client:
     client_id: str
     scopes: frozenset[str]
     hourly_limit: int
+    # When the key stops working (epoch seconds), if it was given an expiry.
+    valid_until: float | None = None
+
+    def expired(self, now: float) -> bool:
+        return self.valid_until is not None and now >= self.valid_until
 
 
 def hash_key(key: str) -> str:
@@ -51,9 +63,12 @@ def extract_key(headers: Mapping[str, str], query: Mapping[str, str]) -> str | N
 class ClientCache:
     """Client records cached in a warm container; a revocation applies within `ttl` seconds."""
 
-    def __init__(self, ttl: float) -> None:
+    def __init__(self, ttl: float, *, clock: Callable[[], float] = time.time) -> None:
         self._ttl = ttl
+        self._clock = clock
         self._entries: dict[str, tuple[float, Client | None]] = {}
+        # When this container last wrote each key's last use (its clock's time).
+        self._recorded: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def get(self, key_hash: str) -> Client | None:
@@ -62,7 +77,15 @@ class ClientCache:
             cached = self._entries.get(key_hash)
         if cached and now - cached[0] < self._ttl:
             return cached[1]
-        client = _load(key_hash)
+        wall = self._clock()
+        with self._lock:
+            record_use = wall - self._recorded.get(key_hash, -LAST_USE_SECONDS) >= LAST_USE_SECONDS
+            if record_use:
+                if len(self._recorded) >= MAX_RECORDED:
+                    self._recorded.clear()  # a few early writes beat unbounded memory
+                self._recorded[key_hash] = wall
+        # The read is a write once a minute: the last use costs no call of its own.
+        client = _load_and_mark(key_hash, wall) if record_use else _load(key_hash)
         with self._lock:
             self._entries[key_hash] = (now, client)
         return client
@@ -70,6 +93,7 @@ class ClientCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._recorded.clear()
 
 
 def authenticate(key: str | None, scope: str, cache: ClientCache) -> Client:
@@ -79,6 +103,9 @@ def authenticate(key: str | None, scope: str, cache: ClientCache) -> Client:
     client = cache.get(hash_key(key))
     if client is None:
         raise Forbidden("the API key is unknown or revoked")
+    if client.expired(time.time()):
+        expired = datetime.fromtimestamp(client.valid_until or 0, tz=UTC)
+        raise Forbidden(f"the API key expired at {expired.isoformat(timespec='seconds')}")
     if scope not in client.scopes:
         raise Forbidden(f"the API key lacks the {scope!r} scope")
     return client
@@ -89,12 +116,32 @@ def _load(key_hash: str) -> Client | None:
         record = ApiClient.get(ApiClient.key_for(key_hash), ApiClient.SORT)
     except ApiClient.DoesNotExist:
         return None
+    return _client_of(record)
+
+
+def _load_and_mark(key_hash: str, now: float) -> Client | None:
+    """`_load` as an UpdateItem that also records the key's last use."""
+    record = ApiClient(ApiClient.key_for(key_hash), ApiClient.SORT)
+    try:
+        record.update(
+            actions=[ApiClient.last_used_at.set(int(now))],
+            condition=ApiClient.pk.exists(),
+        )
+    except UpdateError as exc:
+        if condition_failed(exc):
+            return None
+        raise
+    return _client_of(record)
+
+
+def _client_of(record: ApiClient) -> Client | None:
     if record.disabled:
         return None
     return Client(
         client_id=record.client_id,
         scopes=frozenset(record.scopes),
         hourly_limit=int(record.hourly_limit),
+        valid_until=None if record.valid_until is None else float(record.valid_until),
     )
 
 
@@ -104,9 +151,17 @@ def new_key() -> str:
 
 
 def create_key(
-    client_id: str, *, scopes: set[str], hourly_limit: int, key: str | None = None
+    client_id: str,
+    *,
+    scopes: set[str],
+    hourly_limit: int,
+    key: str | None = None,
+    valid_until: float | None = None,
 ) -> str:
-    """Store a new key for `client_id` and return it in clear, the only time it exists so."""
+    """Store a new key for `client_id` and return it in clear, the only time it exists so.
+
+    `valid_until` (epoch seconds): when the key stops working; None, never.
+    """
     if not CLIENT_ID.fullmatch(client_id):
         raise ValueError("a client id is a lower-case name: letters, digits, - and _")
     unknown = scopes - SCOPES
@@ -121,8 +176,53 @@ def create_key(
         scopes=set(scopes),
         hourly_limit=hourly_limit,
         created_at=int(time.time()),
+        valid_until=None if valid_until is None else int(valid_until),
     ).save(condition=ApiClient.pk.does_not_exist())
     return key
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """A client's new key, and when its old keys stop working."""
+
+    key: str
+    client_id: str
+    old_keys: int
+    old_valid_until: int
+
+
+def rotate(
+    client_id: str,
+    *,
+    grace_seconds: int,
+    valid_until: float | None = None,
+    now: float | None = None,
+) -> Rotation:
+    """A new key (expiring at `valid_until`, if given) with the scope and limit of the
+    client's newest active key; the client's other active keys expire after `grace_seconds`
+    (sooner, if they were due sooner)."""
+    now = time.time() if now is None else now
+    active = [
+        record
+        for record in list_keys()
+        if record.client_id == client_id
+        and not record.disabled
+        and (record.valid_until is None or record.valid_until > now)
+    ]
+    if not active:
+        raise LookupError(f"client {client_id!r} has no active key to rotate")
+    newest = active[-1]
+    key = create_key(
+        client_id,
+        scopes=set(newest.scopes),
+        hourly_limit=int(newest.hourly_limit),
+        valid_until=valid_until,
+    )
+    until = int(now + grace_seconds)
+    for record in active:
+        if record.valid_until is None or record.valid_until > until:
+            record.update(actions=[ApiClient.valid_until.set(until)])
+    return Rotation(key=key, client_id=client_id, old_keys=len(active), old_valid_until=until)
 
 
 def list_keys() -> list[ApiClient]:

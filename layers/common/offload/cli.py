@@ -7,14 +7,16 @@ and finds the table in TABLE_NAME or --table.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from offload import auth
+from offload import auth, usage
 from offload.collections.store import CollectionStore
 from offload.config import DEFAULT_HOURLY_LIMIT, TABLE_NAME, Settings, default_of
 from offload.errors import InvalidRequest, NotFound
@@ -26,6 +28,18 @@ from offload.models import bind_models
 
 class UsageError(Exception):
     """A command that cannot run as given."""
+
+
+_DURATION = re.compile(r"([0-9]+)([smhd])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def duration(text: str) -> int:
+    """Seconds in `90d`, `12h`, `30m` or `45s` (argparse type)."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None or int(match[1]) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 90d, 12h or 30m")
+    return int(match[1]) * _UNIT_SECONDS[match[2]]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -55,27 +69,63 @@ def _bind(table: str | None) -> Settings:
 def _keys_create(args: argparse.Namespace, settings: Settings | None) -> int:
     assert settings is not None  # bound for every command but `feeds`
     limit = args.hourly_limit or settings.default_hourly_limit
+    valid_until = time.time() + args.expires if args.expires else None
     try:
-        key = auth.create_key(args.client, scopes={args.scope}, hourly_limit=limit)
+        key = auth.create_key(
+            args.client, scopes={args.scope}, hourly_limit=limit, valid_until=valid_until
+        )
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     print(f"client:       {args.client}")
     print(f"scope:        {args.scope}")
     print(f"hourly limit: {limit}")
+    print(f"expires:      {_when(valid_until) if valid_until else 'never'}")
     print(f"key:          {key}")
     print("The key is shown only now; Offload stores its SHA-256 hash.", file=sys.stderr)
     return 0
 
 
+def _keys_rotate(args: argparse.Namespace, settings: Settings | None) -> int:
+    valid_until = time.time() + args.expires if args.expires else None
+    try:
+        rotation = auth.rotate(args.client, grace_seconds=args.grace, valid_until=valid_until)
+    except LookupError as exc:
+        raise UsageError(str(exc.args[0])) from exc
+    print(f"client:       {rotation.client_id}")
+    print(f"expires:      {_when(valid_until) if valid_until else 'never'}")
+    print(f"key:          {rotation.key}")
+    print(
+        f"The key is shown only now. The client's {rotation.old_keys} other key(s) stop "
+        f"working at {_when(rotation.old_valid_until)}.",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _when(epoch: float | None) -> str:
+    if epoch is None:
+        return "-"
+    return datetime.fromtimestamp(int(epoch), tz=UTC).strftime("%Y-%m-%d %H:%M")
+
+
 def _keys_list(args: argparse.Namespace, settings: Settings | None) -> int:
-    print(f"{'CLIENT':<20} {'KEY':<12} {'SCOPES':<14} {'LIMIT/H':>8}  {'STATE':<8} CREATED")
+    now = time.time()
+    print(
+        f"{'CLIENT':<20} {'KEY':<12} {'SCOPES':<14} {'LIMIT/H':>8}  {'STATE':<8} "
+        f"{'CREATED':<16}  {'EXPIRES':<16}  LAST USE"
+    )
     for record in auth.list_keys():
-        created = datetime.fromtimestamp(int(record.created_at), tz=UTC).strftime("%Y-%m-%d %H:%M")
-        state = "revoked" if record.disabled else "active"
+        if record.disabled:
+            state = "revoked"
+        elif record.valid_until is not None and record.valid_until <= now:
+            state = "expired"
+        else:
+            state = "active"
         scopes = ",".join(sorted(record.scopes))
         print(
             f"{record.client_id:<20} {record.key_prefix + '…':<12} {scopes:<14} "
-            f"{int(record.hourly_limit):>8}  {state:<8} {created}"
+            f"{int(record.hourly_limit):>8}  {state:<8} {_when(record.created_at):<16}  "
+            f"{_when(record.valid_until):<16}  {_when(record.last_used_at)}"
         )
     return 0
 
@@ -117,6 +167,30 @@ def _feeds_list(args: argparse.Namespace, settings: Settings | None) -> int:
     return 0
 
 
+def _usage(args: argparse.Namespace, settings: Settings | None) -> int:
+    rows = usage.report(
+        since=time.time() - args.since,
+        by=usage.By(args.by),
+        client=args.client,
+        feed=args.feed,
+    )
+    documents = [row.document() for row in rows]
+    if args.format == "json":
+        print(json.dumps(documents, indent=2))
+        return 0
+    columns = ["client", "feed", "period", *(field.value for field in usage.Field)]
+    if args.format == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(documents)
+        return 0
+    widths = {c: max([len(c), *(len(str(d[c])) for d in documents)]) for c in columns}
+    print("  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip())
+    for document in documents:
+        print("  ".join(str(document[c]).ljust(widths[c]) for c in columns).rstrip())
+    return 0
+
+
 def _catalog_seed(args: argparse.Namespace, settings: Settings | None) -> int:
     written = seed_products(product_records(args.count))
     print(f"wrote {written} demo products")
@@ -128,7 +202,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--table", help=f"DynamoDB table (default: ${TABLE_NAME})")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    keys = commands.add_parser("keys", help="create, list and revoke API keys")
+    keys = commands.add_parser("keys", help="create, list, rotate and revoke API keys")
     key_commands = keys.add_subparsers(dest="action", required=True)
     create = key_commands.add_parser("create", help="create a key and print it once")
     create.add_argument("--client", required=True)
@@ -139,7 +213,17 @@ def _parser() -> argparse.ArgumentParser:
         f"else {default_of('default_hourly_limit')})",
     )
     create.add_argument("--scope", choices=sorted(auth.SCOPES), default=auth.SCOPE_FEEDS)
+    create.add_argument("--expires", type=duration, help="e.g. 90d: the key stops working then")
     create.set_defaults(run=_keys_create)
+    rotate = key_commands.add_parser(
+        "rotate", help="a new key with the same scope and limit; the old ones expire later"
+    )
+    rotate.add_argument("--client", required=True)
+    rotate.add_argument(
+        "--grace", type=duration, default=duration("7d"), help="how long old keys still work"
+    )
+    rotate.add_argument("--expires", type=duration, help="e.g. 90d: the new key's own expiry")
+    rotate.set_defaults(run=_keys_rotate)
     key_commands.add_parser("list", help="list keys (hash prefixes only)").set_defaults(
         run=_keys_list
     )
@@ -157,6 +241,16 @@ def _parser() -> argparse.ArgumentParser:
     scope.add_argument("--collection", help="e.g. users/42/matches: move it to a new version")
     inv.add_argument("--soft", action="store_true", help="allow stale answers while rebuilding")
     inv.set_defaults(run=_invalidate)
+
+    report = commands.add_parser("usage", help="requests, hits, misses and bytes per client")
+    report.add_argument("--client")
+    report.add_argument("--feed")
+    report.add_argument(
+        "--since", type=duration, default=duration("7d"), help="e.g. 30d, 12h (default: 7d)"
+    )
+    report.add_argument("--by", choices=[b.value for b in usage.By], default=usage.By.DAY.value)
+    report.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    report.set_defaults(run=_usage)
 
     feeds = commands.add_parser("feeds", help="list the registered feeds")
     feeds.add_subparsers(dest="action", required=True).add_parser("list").set_defaults(

@@ -33,6 +33,8 @@ UNFINISHED_MAX_AGE_SECONDS = "UNFINISHED_MAX_AGE_SECONDS"
 SUPERSEDED_RETENTION_SECONDS = "SUPERSEDED_RETENTION_SECONDS"
 INVALIDATION_SHARDS = "INVALIDATION_SHARDS"
 GENERATOR_FUNCTION_NAME = "GENERATOR_FUNCTION_NAME"
+USAGE_RETENTION_DAYS = "USAGE_RETENTION_DAYS"
+EVENT_BUS_NAME = "EVENT_BUS_NAME"
 
 # A synchronous Lambda response is at most 6 MB, headers and JSON envelope included.
 LAMBDA_RESPONSE_LIMIT = 6 * 1024 * 1024
@@ -112,6 +114,10 @@ class Settings:
     )
     # The function that runs generations too long for API Gateway's 30 s, asynchronously.
     generator_function_name: str | None = setting(GENERATOR_FUNCTION_NAME, None)
+    # How long a client's usage counts stay readable (`offload usage`), by DynamoDB's TTL.
+    usage_retention_days: int = setting(USAGE_RETENTION_DAYS, 90, POSITIVE)
+    # Where a background generation announces that it ended (EventBridge, name or ARN).
+    event_bus_name: str = setting(EVENT_BUS_NAME, "default")
 
     @property
     def signs_with_cloudfront(self) -> bool:

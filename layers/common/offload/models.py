@@ -54,6 +54,11 @@ class ApiClient(TableModel):
     hourly_limit = NumberAttribute()
     disabled = BooleanAttribute(default=False)
     created_at = NumberAttribute()
+    # Not `expires_at`: the table's TTL would delete the record, and an expired key would
+    # then be answered as unknown instead of as expired.
+    valid_until = NumberAttribute(null=True)
+    # Written by the read that refreshes a container's cached record, at most once a minute.
+    last_used_at = NumberAttribute(null=True)
 
     @staticmethod
     def key_for(key_hash: str) -> str:
@@ -156,6 +161,15 @@ class RateCounter(TableModel):
     @staticmethod
     def key_for(client_id: str, window_start: int) -> str:
         return f"RATE#{client_id}#{window_start}"
+
+    @staticmethod
+    def window_of(key: str) -> tuple[str, int] | None:
+        """The client and window start a partition key names: the inverse of `key_for`."""
+        kind, _, rest = key.partition("#")
+        client_id, _, start = rest.rpartition("#")
+        if kind != "RATE" or not client_id or not start.isdigit():
+            return None
+        return client_id, int(start)
 
 
 class Product(TableModel):

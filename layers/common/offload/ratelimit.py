@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 
+from offload import usage
 from offload.auth import Client
 from offload.errors import RateLimited
 from offload.models import RateCounter, dynamodb_client, item_key, table_name
 from offload.observability import metrics
+from offload.usage import Field
 
 # Windows this container has seen a client spend: (client, window start, limit). A window's
 # count only grows, so every later request in it is over the limit too and is refused
@@ -23,15 +25,13 @@ MAX_SPENT = 10_000
 
 # Every request makes this one write, so it goes through botocore as is: PynamoDB's
 # expression building cost about 0.1 ms of CPU a call (bench/cpu.py). RateCounter keeps
-# the item's shape; these are its attributes' names.
+# the item's shape; these are its attributes' names. The same write counts the client's
+# usage (offload.usage): this request, and the outcomes of its earlier ones.
 CONDITION_FAILED = "ConditionalCheckFailedException"
 _HITS = RateCounter.hits.attr_name
-_COUNT = {
-    "UpdateExpression": "ADD #hits :one SET #expires = :expires",
-    "ConditionExpression": "attribute_not_exists(#hits) OR #hits < :limit",
-    "ExpressionAttributeNames": {"#hits": _HITS, "#expires": RateCounter.expires_at.attr_name},
-    "ReturnValues": "UPDATED_NEW",
-}
+_NAMES = {"#hits": _HITS, "#expires": RateCounter.expires_at.attr_name}
+_CONDITION = "attribute_not_exists(#hits) OR #hits < :limit"
+_REFUSED = {Field.REQUESTS: 1, Field.RATE_LIMITED: 1}
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,37 +91,62 @@ class _Window:
         )
 
 
-def refuse_if_spent(client: Client, *, window_seconds: int, now: float) -> None:
+def refuse_if_spent(
+    client: Client, *, window_seconds: int, now: float, feed: str = usage.NO_FEED
+) -> None:
     """Raise RateLimited, without any AWS call, if this container saw the window spent.
 
     Called before a request's first round, so a client flooding past its limit costs no
-    read, HEAD or write at all, only its authentication.
+    read, HEAD or write at all, only its authentication. Its usage waits for a later write.
     """
     window = _Window.of(client, window_seconds, now)
     if window.spent_key in _spent:
+        usage.PENDING.add(client.client_id, feed, _REFUSED)
         raise window.refused()
 
 
-def consume(client: Client, *, window_seconds: int, now: float) -> RateStatus:
-    """Count one request; raise RateLimited (with headers) when the window is spent."""
+def consume(
+    client: Client,
+    *,
+    window_seconds: int,
+    now: float,
+    feed: str = usage.NO_FEED,
+    retention_seconds: int = 0,
+) -> RateStatus:
+    """Count one request; raise RateLimited (with headers) when the window is spent.
+
+    The write also counts the request under `feed`, with the outcomes this container has
+    seen of the client's earlier requests, and keeps the item `retention_seconds` (at least
+    one window beyond its own) for `offload usage`.
+    """
     window = _Window.of(client, window_seconds, now)
     if window.spent_key in _spent:
+        usage.PENDING.add(client.client_id, feed, _REFUSED)
         raise window.refused()
+    tally = usage.PENDING.take(client.client_id)
+    tally[(feed, Field.REQUESTS)] += 1
+    adds, names, values = usage.update_parts(tally)
     try:
         answer = dynamodb_client().update_item(
             TableName=table_name(),
             Key=item_key(RateCounter.key_for(client.client_id, window.start), RateCounter.SORT),
+            UpdateExpression=f"ADD #hits :one, {adds} SET #expires = :expires",
+            ConditionExpression=_CONDITION,
+            ExpressionAttributeNames=_NAMES | names,
             ExpressionAttributeValues={
                 ":one": {"N": "1"},
                 ":limit": {"N": str(window.limit)},
                 # Kept one extra window so a late reader still finds the count.
-                ":expires": {"N": str(window.start + 2 * window_seconds)},
+                ":expires": {"N": str(window.start + max(2 * window_seconds, retention_seconds))},
+                **values,
             },
-            **_COUNT,
+            ReturnValues="UPDATED_NEW",
         )
     except ClientError as exc:
+        usage.PENDING.restore(client.client_id, tally)  # this request's count included
         if exc.response.get("Error", {}).get("Code") != CONDITION_FAILED:
             raise
+        usage.PENDING.add(client.client_id, feed, {Field.RATE_LIMITED: 1})
         if len(_spent) >= MAX_SPENT:
             _spent.clear()  # a few extra writes beat unbounded memory
         _spent.add(window.spent_key)

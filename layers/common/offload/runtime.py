@@ -60,6 +60,13 @@ class Runtime:
         )
 
     @property
+    def events(self) -> Any:
+        """EventBridge, for the generator function's events."""
+        return self._lazy.get(
+            "events", lambda: boto3.client("events", config=client_config(self.settings))
+        )
+
+    @property
     def dynamodb(self) -> Any:
         """The one DynamoDB client of the container, the models' own (see `bind_models`)."""
         return dynamodb_client()

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 import boto3
@@ -32,6 +33,7 @@ from offload.errors import (
 )
 from offload.feeds.base import lease_seconds
 from offload.feeds.cachekey import FeedRequest
+from offload.feeds.events import Ended, GenerationEnded, publish
 from offload.feeds.generation import Generation
 from offload.feeds.generator import generate
 from offload.feeds.registry import FeedRegistry
@@ -151,6 +153,14 @@ def run(
     ):
         logger.info("background generation superseded", extra={"object_key": generation.object_key})
         return Finished.SUPERSEDED
+    started = time.monotonic()
+    ended = partial(
+        GenerationEnded,
+        feed=request.feed.name,
+        format=request.format,
+        client=request.client_id,
+        generation_id=generation.id,
+    )
     try:
         data = generate(request)
         storage.upload(
@@ -167,8 +177,24 @@ def run(
         logger.warning("background generation failed", exc_info=True)
         metrics.add_metric(name="BackgroundFailures", unit=MetricUnit.Count, value=1)
         locks.fail(generation, failure, until=clock() + runtime.settings.lock_lease_seconds)
+        _announce(runtime, ended(outcome=Ended.FAILED, duration_ms=_ms(started), error=failure))
         if not known:
             raise  # a defect: let Lambda count it and send the event to the destination
         return Finished.FAILED
     metrics.add_metric(name="BackgroundGenerations", unit=MetricUnit.Count, value=1)
+    stored = ended(
+        outcome=Ended.STORED,
+        duration_ms=_ms(started),
+        object_key=generation.object_key,
+        size=len(data),
+    )
+    _announce(runtime, stored)
     return Finished.STORED
+
+
+def _ms(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)
+
+
+def _announce(runtime: Runtime, ended: GenerationEnded) -> None:
+    publish(lambda: runtime.events, runtime.settings.event_bus_name, ended)

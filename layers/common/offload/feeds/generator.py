@@ -29,12 +29,15 @@ def generate(request: FeedRequest) -> bytes:
     try:
         data = _run_with_timeout(feed.generate, job, feed.generation_timeout_seconds)
     except FutureTimeout as exc:
+        _failed()
         raise GenerationTimedOut(
             f"feed {feed.name!r} took longer than {feed.generation_timeout_seconds} s"
         ) from exc
     except OffloadError:
+        _failed()
         raise
     except Exception as exc:
+        _failed()
         logger.exception("generator failed", extra={"feed": feed.name})
         raise GenerationFailed(f"feed {feed.name!r} could not be generated") from exc
     metrics.add_metric(
@@ -43,6 +46,11 @@ def generate(request: FeedRequest) -> bytes:
         value=(time.perf_counter() - started) * 1000,
     )
     return data
+
+
+def _failed() -> None:
+    # The GenerationFailures alarm watches this, in the feeds and the generator function.
+    metrics.add_metric(name="GenerationFailures", unit=MetricUnit.Count, value=1)
 
 
 def _run_with_timeout(

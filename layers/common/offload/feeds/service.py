@@ -6,11 +6,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
-from offload import freshness, storage
+from offload import freshness, storage, usage
 from offload.auth import Client
 from offload.config import BUCKET_NAME, ConfigurationError
 from offload.errors import OffloadError
@@ -30,6 +31,8 @@ from offload.runtime import Runtime
 from offload.signing import UrlSigner
 from offload.storage import Download
 
+# Answers from a file already stored; the rest generated one (or wait for it).
+HITS = frozenset({Outcome.HIT, Outcome.STALE, Outcome.STALE_ON_ERROR})
 # Cache keys whose last object a container remembers for the speculative HEAD.
 MAX_REMEMBERED = 10_000
 
@@ -50,6 +53,26 @@ class FeedAnswer:
     not_modified: bool = False
     link: Link | None = None
     retry_after: int | None = None
+    # What a redirect or link hands out, and until when: the audit log's subject.
+    object_key: str | None = None
+    expires_at: float | None = None
+
+    def usage(self, served: Served) -> dict[usage.Field, int]:
+        """What this answer adds to the client's usage (the request itself is counted apart).
+
+        `bytes` is the size of what a redirect or link points at, or of the inline body; a
+        redirect to a gzip copy counts the file's size as generated, the only one known.
+        """
+        if self.not_modified:
+            return {usage.Field.NOT_MODIFIED: 1}
+        kind = usage.Field.HITS if self.outcome in HITS else usage.Field.MISSES
+        if self.body is not None:
+            size = len(self.body)
+        elif self.link is not None:
+            size = self.link.size
+        else:
+            size = (served.size or 0) if self.location is not None else 0
+        return {kind: 1, usage.Field.BYTES: size}
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +147,7 @@ class FeedService:
             request = parse_feed_request(file, raw_query, client.client_id, self._registry)
         except OffloadError:
             # Metered like anything else, so junk cannot be sent for free.
-            metered(self._count(client))
+            metered(self._count(client, self._feed_named(file)))
             raise
         return self.serve(request, client, delivery=delivery, metered=metered)
 
@@ -139,10 +162,11 @@ class FeedService:
         """Answer a validated request for an authenticated client; counts it against the limit."""
         delivery = delivery or Delivery()
         window = self._runtime.settings.rate_limit_window
-        refuse_if_spent(client, window_seconds=window, now=self._clock())
+        feed = request.feed.name
+        refuse_if_spent(client, window_seconds=window, now=self._clock(), feed=feed)
         pool = self._runtime.pool
         guess = self._known.get(request.cache_id)
-        rate = pool.submit(self._count, client)
+        rate = pool.submit(self._count, client, feed)
         entry_read = pool.submit(freshness.read_entry, request.cache_id)
         coverage_read = pool.submit(freshness.read_coverage, request.feed.name, request.owner)
         guessed_head = pool.submit(self._exists, guess) if guess else None
@@ -166,7 +190,12 @@ class FeedService:
             served = self._rebuilder.rebuild(request, coverage, decision, inline=not delivery.link)
         if served.object_key is not None:
             self._remember(request.cache_id, served.object_key)
-        return self._answer(request, served, delivery)
+        answer = self._answer(request, served, delivery)
+        counts = answer.usage(served)
+        usage.PENDING.add(client.client_id, feed, counts)
+        if handed_out := counts.get(usage.Field.BYTES):
+            metrics.add_metric(name="BytesHandedOut", unit=MetricUnit.Bytes, value=handed_out)
+        return answer
 
     def _answer(self, request: FeedRequest, served: Served, delivery: Delivery) -> FeedAnswer:
         answer = FeedAnswer(served.outcome, request.content_type)
@@ -191,6 +220,7 @@ class FeedService:
             return replace(answer, not_modified=True)
         signer = self._signer()
         url = signer.sign(key, Download.of(generation, request.content_type))
+        answer = replace(answer, object_key=key, expires_at=self._clock() + signer.ttl)
         if not delivery.link:
             return replace(answer, location=url)
         size = None if delivery.gzip else served.size
@@ -199,7 +229,7 @@ class FeedService:
             size = stored.size if stored is not None else 0
         link = Link(
             url=url,
-            expires_at=self._clock() + signer.ttl,
+            expires_at=answer.expires_at or 0.0,
             etag=etag,
             size=size,
             content_type=request.content_type,
@@ -211,9 +241,20 @@ class FeedService:
         assert signer is not None, "a runtime with a bucket has a signer"
         return signer
 
-    def _count(self, client: Client) -> RateStatus:
-        window = self._runtime.settings.rate_limit_window
-        return consume(client, window_seconds=window, now=self._clock())
+    def _count(self, client: Client, feed: str) -> RateStatus:
+        settings = self._runtime.settings
+        return consume(
+            client,
+            window_seconds=settings.rate_limit_window,
+            now=self._clock(),
+            feed=feed,
+            retention_seconds=settings.usage_retention_days * 86_400,
+        )
+
+    def _feed_named(self, file: str) -> str:
+        """The feed a request that failed validation names, if it is one; else usage.NO_FEED."""
+        name = file.partition(".")[0]
+        return name if self._registry.get(name) is not None else usage.NO_FEED
 
     def _remember(self, cache_id: str, object_key: str) -> None:
         if len(self._known) >= MAX_REMEMBERED and cache_id not in self._known:
@@ -228,3 +269,30 @@ class FeedService:
         except (BotoCoreError, ClientError):
             logger.warning("HEAD failed; the file counts as missing", exc_info=True)
             return False
+
+
+AUDIT_MESSAGE = "download issued"
+
+
+def audit_download(answer: FeedAnswer, client: Client, file: str, event: Any) -> None:
+    """One structured log line per issued redirect or link: who may fetch what, until when.
+
+    Never the API key nor the signed URL (both are credentials). `event` is the request's
+    Powertools APIGatewayProxyEventV2.
+    """
+    expires_at = answer.expires_at or 0.0
+    http = event.request_context.http
+    logger.info(
+        AUDIT_MESSAGE,
+        extra={
+            "audit": "download",
+            "client_id": client.client_id,
+            "feed": file.partition(".")[0],
+            "object_key": answer.object_key,
+            "delivery": "link" if answer.link is not None else "redirect",
+            "expires_at": datetime.fromtimestamp(expires_at, tz=UTC).isoformat(timespec="seconds"),
+            "source_ip": http.source_ip,
+            "user_agent": http.user_agent,
+            "outcome": answer.outcome.name.lower(),
+        },
+    )
