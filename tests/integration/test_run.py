@@ -72,6 +72,25 @@ def test_sourced_env_file_points_the_offload_command_at_the_stack(local_stack, h
     assert {"demo", "admin", "acme"} <= {line.split()[0] for line in listed.stdout.splitlines()}
 
 
+def test_sourced_env_file_alone_finds_the_offload_command(local_stack: RunningStack):
+    # GIVEN a new terminal: the project's virtualenv is not on PATH
+    bare = {**os.environ, "PATH": "/usr/bin:/bin"}
+
+    # WHEN it sources the env file and runs the banner's command
+    result = subprocess.run(
+        ["bash", "-c", f"source {local_stack.env_file} && offload keys list"],
+        env=bare,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+
+    # THEN the command is found and talks to the running stack
+    assert result.returncode == 0, result.stderr
+    assert "demo" in {line.split()[0] for line in result.stdout.splitlines()}
+
+
 def test_env_file_has_the_stack_settings(local_stack: RunningStack):
     values = read_env_file(local_stack.env_file)
     assert urlsplit(values["AWS_ENDPOINT_URL"]).hostname == "127.0.0.1"
