@@ -122,6 +122,28 @@ def test_busy_port_is_one_clear_line_and_exit_code_1(local_stack: RunningStack, 
     assert not (tmp_path / "local.env").exists()
 
 
+def test_make_run_with_its_port_taken_adds_only_makes_own_line(local_stack: RunningStack):
+    port = urlsplit(local_stack.base_url).port
+    result = shell(f"make --no-print-directory run PORT={port} EDGE_PORT=0")
+    # make reports any failed recipe with a line of its own and exits 2, whatever the recipe
+    ours, makes = result.stderr.splitlines()
+    assert "already in use" in ours and "Traceback" not in result.stderr
+    assert makes.startswith("make: *** ") and makes.endswith("Error 1")
+    assert result.returncode == 2
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("PORT", "abc"), ("PORT", "99999"), ("PORT", "-1"), ("EDGE_PORT", "70000")],
+)
+def test_a_port_that_is_not_one_is_one_line_without_a_traceback(variable, value, tmp_path):
+    result = shell(f"{variable}={value} offload-local --env-file {tmp_path / 'local.env'}")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert f"'{value}' is not a port" in result.stderr and f"${variable}" in result.stderr
+    assert not (tmp_path / "local.env").exists()
+
+
 def test_ctrl_c_stops_everything(tmp_path: Path):
     # GIVEN a running stack
     env_file = tmp_path / "local.env"
