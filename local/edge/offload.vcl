@@ -16,6 +16,13 @@ backend api {
 sub vcl_recv {
     # The Host CloudFront sends is the origin's own; the key never includes it.
     unset req.http.X-Edge-Fwd;
+    # One resource, one path (template.yaml's CanonicalPathFunction, the same rule): a path
+    # not in RFC 3986's normal form would be one more cached copy, or take another behaviour.
+    # Refused: an empty segment, a dot segment, an escaped `/` or unreserved character
+    # (letters, digits, - . _ ~), and lower-case hex in any escape.
+    if (regsub(req.url, "\?.*$", "") ~ "//|%([0-9A-Fa-f][a-f]|[a-f][0-9A-Fa-f]|2[DEF]|3[0-9]|4[1-9A-F]|5[0-9AF]|6[1-9A-F]|7[0-9AE])|(^|/)\.\.?(/|$)") {
+        return (synth(400, "Non-canonical path"));
+    }
     if (req.method != "GET" && req.method != "HEAD") {
         set req.http.X-Edge-Fwd = "method";
         return (pass);
@@ -81,6 +88,18 @@ sub vcl_backend_response {
         set beresp.do_gzip = true;
     }
     return (deliver);
+}
+
+sub vcl_synth {
+    if (resp.status == 400 && resp.reason == "Non-canonical path") {
+        set resp.http.Content-Type = "application/problem+json";
+        set resp.http.Cache-Control = "no-store";
+        set resp.http.Access-Control-Allow-Origin = "*";
+        set resp.http.Cache-Status = "OffloadEdge; detail=non-canonical-path";
+        set resp.reason = "Bad Request";
+        set resp.body = """{"type": "https://offload.dev/problems/non-canonical-path", "title": "Non-canonical path", "status": 400, "detail": "spell the path in its one canonical form: no empty or dot segments, no encoded slash or unreserved character, upper-case hex in escapes"}""";
+        return (deliver);
+    }
 }
 
 sub vcl_deliver {

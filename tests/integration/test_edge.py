@@ -6,10 +6,13 @@ Each answer names the origin request that produced it (`apigw-requestid`, set by
 
 from __future__ import annotations
 
+import http.client
+import json
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -17,6 +20,7 @@ import requests
 from offload.feeds.outcome import Outcome
 from tests.support import cache_status
 from tests.support.clients import absent
+from tests.support.paths import CANONICAL, NON_CANONICAL
 from tests.support.stack import TTLS, RunningStack
 
 ORIGIN_ID = "apigw-requestid"
@@ -157,9 +161,7 @@ def test_feeds_answers_are_never_cached(edge, http, make_key):
     ]
     answers.append(http.get(f"{url}&key={key}", allow_redirects=False, timeout=30))
     answers.append(
-        http.get(
-            url, headers={"Authorization": f"Bearer {key}"}, allow_redirects=False, timeout=30
-        )
+        http.get(url, headers={"Authorization": f"Bearer {key}"}, allow_redirects=False, timeout=30)
     )
     # Every answer came from the origin, which counted each against the client's limit.
     assert len({answer.headers[ORIGIN_ID] for answer in answers}) == len(answers)
@@ -220,3 +222,41 @@ def test_no_answer_varies(local_stack, edge, http):
         for path in paths:
             response = http.get(base + path, allow_redirects=False, timeout=30)
             assert "Vary" not in response.headers, (base, path, response.headers)
+
+
+def get_as_sent(base_url: str, path: str) -> tuple[int, dict[str, str], bytes]:
+    """GET `path` byte for byte (requests would decode `%34` to `4` before sending)."""
+    address = urlsplit(base_url)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("path", NON_CANONICAL)
+def test_a_non_canonical_path_is_refused_before_the_cache(edge, http, path):
+    # GIVEN the canonical spelling of the resource, cached at the edge
+    canonical = "/users/42/matches/version" if "users" in path else None
+    if canonical is not None:
+        http.get(f"{edge}{canonical}", timeout=30)
+        assert edge_cache(http.get(f"{edge}{canonical}", timeout=30)) == "Hit"
+
+    # WHEN another spelling of a path is asked for
+    status, headers, body = get_as_sent(edge, path)
+
+    # THEN the edge refuses it itself: no origin call, nothing stored, no second copy
+    assert status == HTTPStatus.BAD_REQUEST, (path, headers)
+    assert ORIGIN_ID not in headers and "X-Cache" not in headers
+    assert headers["Content-Type"] == "application/problem+json"
+    assert headers["Cache-Control"] == "no-store"
+    assert json.loads(body)["status"] == HTTPStatus.BAD_REQUEST
+
+
+def test_canonical_paths_pass_the_edge(edge):
+    for path in CANONICAL:
+        status, headers, _ = get_as_sent(edge, path)
+        assert status != HTTPStatus.BAD_REQUEST or ORIGIN_ID in headers, path
+        assert "X-Cache" in headers, path  # looked up or passed, as any request
