@@ -83,8 +83,13 @@ sub vcl_backend_response {
         set beresp.http.X-Edge-Refreshed = "1";
     }
     # Compress text of 1,000 bytes or more for clients that accept gzip (one stored copy).
+    # Varnish weakens the stored ETag (`W/"..."`), as CloudFront weakens the tag of what it
+    # compresses; the origin's strong tag is kept beside it for answers sent uncompressed.
     if (beresp.http.Content-Type ~ "(?i)^(text/|application/([a-z.+-]*\+)?(json|xml))"
         && std.integer(beresp.http.Content-Length, 0) >= 1000) {
+        if (beresp.http.ETag && beresp.http.ETag !~ "^W/") {
+            set beresp.http.X-Edge-Strong-ETag = beresp.http.ETag;
+        }
         set beresp.do_gzip = true;
     }
     return (deliver);
@@ -124,6 +129,13 @@ sub vcl_deliver {
     } else {
         set resp.http.Cache-Status = resp.http.X-Edge-Status;
     }
+    # Only the compressed representation has a weak tag: one sent as the origin sent it (to a
+    # client that does not take gzip; Varnish unzips after this) keeps the origin's strong
+    # ETag, as from CloudFront.
+    if (resp.http.X-Edge-Strong-ETag && req.http.Accept-Encoding !~ "gzip") {
+        set resp.http.ETag = resp.http.X-Edge-Strong-ETag;
+    }
+    unset resp.http.X-Edge-Strong-ETag;
     unset resp.http.X-Edge-Status;
     unset resp.http.X-Edge-Refreshed;
     unset resp.http.Via;

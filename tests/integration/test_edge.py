@@ -260,3 +260,55 @@ def test_canonical_paths_pass_the_edge(edge):
         status, headers, _ = get_as_sent(edge, path)
         assert status != HTTPStatus.BAD_REQUEST or ORIGIN_ID in headers, path
         assert "X-Cache" in headers, path  # looked up or passed, as any request
+
+
+def compressible_match(http: requests.Session, edge: str, **fields) -> str:
+    """A match whose answer is JSON over the 1,000 bytes from which the edge compresses."""
+    notes = " ".join(f"round {number} was close" for number in range(100))
+    return record_match(http, edge, [new_user()], notes=notes, **fields)
+
+
+def test_the_edge_compresses_and_says_so_in_a_weak_etag(local_stack, edge, http):
+    # GIVEN a finished match whose answer the edge compresses, and the origin's strong ETag
+    path = f"/matches/{compressible_match(http, edge)}"
+    origin = http.get(local_stack.url(path), headers={"Accept-Encoding": "identity"}, timeout=30)
+    strong = origin.headers["ETag"]
+    assert len(origin.content) >= 1000 and not strong.startswith("W/")
+
+    # WHEN clients ask through the edge, accepting gzip or not
+    gzipped = http.get(f"{edge}{path}", headers={"Accept-Encoding": "gzip"}, timeout=30)
+    plain = http.get(f"{edge}{path}", headers={"Accept-Encoding": "identity"}, timeout=30)
+
+    # THEN the compressed answer's tag is the origin's, weakened (as CloudFront converts it);
+    # the uncompressed one keeps the strong tag; both are the same bytes once decoded
+    assert gzipped.headers["Content-Encoding"] == "gzip"
+    assert gzipped.headers["ETag"] == f"W/{strong}"
+    assert "Content-Encoding" not in plain.headers and plain.headers["ETag"] == strong
+    assert gzipped.content == plain.content == origin.content
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "identity"])
+def test_either_form_of_the_tag_gets_a_304_from_the_edge(local_stack, edge, http, encoding):
+    path = f"/matches/{compressible_match(http, edge)}"
+    strong = http.get(local_stack.url(path), timeout=30).headers["ETag"]
+    http.get(f"{edge}{path}", headers={"Accept-Encoding": encoding}, timeout=30)
+    for sent in (strong, f"W/{strong}"):
+        headers = {"Accept-Encoding": encoding, "If-None-Match": sent}
+        answer = http.get(f"{edge}{path}", headers=headers, timeout=30)
+        assert answer.status_code == HTTPStatus.NOT_MODIFIED, (sent, answer.headers)
+        assert answer.headers["ETag"] in {strong, f"W/{strong}"}
+
+
+def test_a_compressed_copy_is_revalidated_with_the_origins_own_tag(edge, http):
+    # GIVEN an unfinished match (short max-age) the edge holds compressed
+    path = f"/matches/{compressible_match(http, edge, finished_at=None, score='0-0')}"
+    first = http.get(f"{edge}{path}", headers={"Accept-Encoding": "gzip"}, timeout=30)
+    assert first.headers["Content-Encoding"] == "gzip" and edge_cache(first) == "Miss"
+
+    # WHEN its max-age has passed and it has not changed
+    time.sleep(TTLS["UnfinishedMaxAgeSeconds"] + 0.5)
+    later = http.get(f"{edge}{path}", headers={"Accept-Encoding": "gzip"}, timeout=30)
+
+    # THEN the origin confirmed it with a 304 (it knows its strong tag, not the edge's W/ one)
+    assert edge_cache(later) == "RefreshHit", later.headers
+    assert later.content == first.content
