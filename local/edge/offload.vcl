@@ -16,6 +16,13 @@ backend api {
 sub vcl_recv {
     # The Host CloudFront sends is the origin's own; the key never includes it.
     unset req.http.X-Edge-Fwd;
+    # One resource, one path (template.yaml's CanonicalPathFunction, the same rule): a path
+    # not in RFC 3986's normal form would be one more cached copy, or take another behaviour.
+    # Refused: an empty segment, a dot segment, an escaped `/` or unreserved character
+    # (letters, digits, - . _ ~), and lower-case hex in any escape.
+    if (regsub(req.url, "\?.*$", "") ~ "//|%([0-9A-Fa-f][a-f]|[a-f][0-9A-Fa-f]|2[DEF]|3[0-9]|4[1-9A-F]|5[0-9AF]|6[1-9A-F]|7[0-9AE])|(^|/)\.\.?(/|$)") {
+        return (synth(400, "Non-canonical path"));
+    }
     if (req.method != "GET" && req.method != "HEAD") {
         set req.http.X-Edge-Fwd = "method";
         return (pass);
@@ -76,11 +83,28 @@ sub vcl_backend_response {
         set beresp.http.X-Edge-Refreshed = "1";
     }
     # Compress text of 1,000 bytes or more for clients that accept gzip (one stored copy).
+    # Varnish weakens the stored ETag (`W/"..."`), as CloudFront weakens the tag of what it
+    # compresses; the origin's strong tag is kept beside it for answers sent uncompressed.
     if (beresp.http.Content-Type ~ "(?i)^(text/|application/([a-z.+-]*\+)?(json|xml))"
         && std.integer(beresp.http.Content-Length, 0) >= 1000) {
+        if (beresp.http.ETag && beresp.http.ETag !~ "^W/") {
+            set beresp.http.X-Edge-Strong-ETag = beresp.http.ETag;
+        }
         set beresp.do_gzip = true;
     }
     return (deliver);
+}
+
+sub vcl_synth {
+    if (resp.status == 400 && resp.reason == "Non-canonical path") {
+        set resp.http.Content-Type = "application/problem+json";
+        set resp.http.Cache-Control = "no-store";
+        set resp.http.Access-Control-Allow-Origin = "*";
+        set resp.http.Cache-Status = "OffloadEdge; detail=non-canonical-path";
+        set resp.reason = "Bad Request";
+        set resp.body = """{"type": "https://offload.dev/problems/non-canonical-path", "title": "Non-canonical path", "status": 400, "detail": "spell the path in its one canonical form: no empty or dot segments, no encoded slash or unreserved character, upper-case hex in escapes"}""";
+        return (deliver);
+    }
 }
 
 sub vcl_deliver {
@@ -105,6 +129,13 @@ sub vcl_deliver {
     } else {
         set resp.http.Cache-Status = resp.http.X-Edge-Status;
     }
+    # Only the compressed representation has a weak tag: one sent as the origin sent it (to a
+    # client that does not take gzip; Varnish unzips after this) keeps the origin's strong
+    # ETag, as from CloudFront.
+    if (resp.http.X-Edge-Strong-ETag && req.http.Accept-Encoding !~ "gzip") {
+        set resp.http.ETag = resp.http.X-Edge-Strong-ETag;
+    }
+    unset resp.http.X-Edge-Strong-ETag;
     unset resp.http.X-Edge-Status;
     unset resp.http.X-Edge-Refreshed;
     unset resp.http.Via;

@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any, NoReturn
 
 from offload_local.edge import EdgeFailed
 from offload_local.servers import PortInUse
@@ -20,6 +21,7 @@ from offload_local.stack import DEMO_KEYS, LocalStack
 from offload_local.template import ROOT, TEMPLATE_PATH, Function
 
 DEFAULT_ENV_FILE = ROOT / ".offload" / "local.env"
+MAX_PORT = 65535
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -91,18 +93,39 @@ def _log_to_stderr() -> None:
     stack_logger.propagate = False
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line (and exit 2), not the usage block and the error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _port_from(variable: str, fallback: int) -> dict[str, Any]:
+    """`--x-port`'s type and default: digits from 0 to 65535, given or from `$variable`."""
+
+    def port(text: str) -> int:
+        if not text.strip().isdigit() or int(text) > MAX_PORT:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a port: a whole number from 0 to {MAX_PORT} "
+                f"(from the option or ${variable})"
+            )
+        return int(text)
+
+    port.__name__ = "port"
+    # A string default goes through `type` too, so $PORT=abc is refused as --port abc is.
+    return {"type": port, "default": os.environ.get(variable) or str(fallback)}
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="offload-local", description=__doc__)
+    parser = _Parser(prog="offload-local", description=__doc__)
     parser.add_argument(
         "--port",
-        type=int,
-        default=int(os.environ.get("PORT") or 3000),
+        **_port_from("PORT", 3000),
         help="API port on 127.0.0.1 (default: $PORT or 3000; 0 picks a free one)",
     )
     parser.add_argument(
         "--emulator-port",
-        type=int,
-        default=int(os.environ.get("EMULATOR_PORT") or 0),
+        **_port_from("EMULATOR_PORT", 0),
         help="AWS emulator port on 127.0.0.1 (default: $EMULATOR_PORT or a free one)",
     )
     parser.add_argument(
@@ -113,8 +136,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--edge-port",
-        type=int,
-        default=int(os.environ.get("EDGE_PORT") or 3080),
+        **_port_from("EDGE_PORT", 3080),
         help="the edge (Varnish as the CDN) on 127.0.0.1 (default: $EDGE_PORT or 3080; 0: free)",
     )
     parser.add_argument("--no-edge", action="store_true", help="serve the API only")

@@ -43,6 +43,10 @@ _TEXT = re.compile(
 _HOP_BY_HOP = {"content-length", "transfer-encoding", "connection", "keep-alive"}
 
 
+class MalformedRequest(Exception):
+    """A request API Gateway refuses before routing it: 400 Bad Request."""
+
+
 def query_parameters(raw_query: str) -> dict[str, str]:
     """`queryStringParameters` as HTTP APIs send them: a repeated name's values comma-joined."""
     query: dict[str, str] = {}
@@ -52,7 +56,8 @@ def query_parameters(raw_query: str) -> dict[str, str]:
 
 
 class GatewayRequestHandler(WSGIRequestHandler):
-    """Keeps the raw header list (WSGI folds and drops some) and logs without query strings."""
+    """Keeps the raw header list (WSGI folds and drops some), answers a request it cannot
+    parse as API Gateway does, and logs without query strings or request lines."""
 
     def make_environ(self) -> dict[str, Any]:
         environ = super().make_environ()
@@ -60,8 +65,28 @@ class GatewayRequestHandler(WSGIRequestHandler):
         return environ
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        # The query string may hold an API key (?key=), so it stays out of the log.
-        log.info("%s %s %s", self.command, urlsplit(self.path).path, int(code))
+        # The query string may hold an API key (?key=), so it stays out of the log. A request
+        # line that did not parse (a space in the query) has no path to show at all.
+        path = getattr(self, "path", None)
+        shown = urlsplit(path).path if path is not None else "(malformed request line)"
+        log.info("%s %s %s", self.command or "-", shown, code)
+
+    def log_error(self, format: str, *args: Any) -> None:
+        # http.server words these with the raw request line, which may hold a key.
+        log.warning("refused a request it could not parse")
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (a malformed request line or header), in API Gateway's
+        words: `{"message": "Bad Request"}`, and the connection closed."""
+        error = _gateway_error(HTTPStatus(code))
+        self.close_connection = True
+        self.send_response(code)
+        for name, value in [*error.headers, ("Content-Length", str(len(error.body)))]:
+            self.send_header(name, value)
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD" and code >= HTTPStatus.OK:
+            self.wfile.write(error.body)
 
 
 class TokenBucket:
@@ -154,7 +179,11 @@ class Gateway:
         return [response.body]
 
     def _respond(self, environ: dict[str, Any], request_id: str) -> HttpResponse:
-        body = _read_body(environ)
+        try:
+            body = _read_body(environ)
+        except MalformedRequest:
+            # Before routing, as API Gateway; werkzeug closes every connection after its answer.
+            return _gateway_error(HTTPStatus.BAD_REQUEST)
         raw_path, raw_query = _raw_target(environ)
         # HTTP APIs route on, and hand the function, the percent-decoded path.
         path = unquote(raw_path)
@@ -337,11 +366,13 @@ def _headers(environ: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
 
 def _read_body(environ: dict[str, Any]) -> bytes | None:
     """The whole request body (read even when unused, so keep-alive stays in step), or None
-    when it is over HTTP API's limit."""
+    when it is over HTTP API's limit; MalformedRequest when its length is not a length."""
     stream = environ["wsgi.input"]
     length = environ.get("CONTENT_LENGTH")
     if not length and not environ.get("wsgi.input_terminated"):
         return b""
+    if length and not (length.isascii() and length.isdigit()):
+        raise MalformedRequest(f"Content-Length is not a number of bytes: {length!r}")
     remaining = int(length) if length else None
     chunks, size = [], 0
     while remaining is None or remaining > 0:

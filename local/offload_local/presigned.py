@@ -1,15 +1,19 @@
 """S3's check of presigned URLs, for the emulator: moto serves them without one.
 
-A WSGI middleware in front of moto answers GET and HEAD requests signed in the query string
-(SigV4: `X-Amz-Algorithm=AWS4-HMAC-SHA256 ... X-Amz-Signature`) as S3 does. It recomputes
+A WSGI middleware in front of moto answers requests signed in the query string (SigV4:
+`X-Amz-Algorithm=AWS4-HMAC-SHA256 ... X-Amz-Signature`), whatever their method, as S3 does:
+the method is part of what is signed, so a GET-signed URL sent as a PUT, DELETE or POST does
+not match its signature. It recomputes
 the signature with botocore's own presigned-URL signer, from the request as received (path
 and query decoded and re-encoded canonically, so any client's equivalent encoding of a key
 verifies), the signed headers the URL names, and the credentials the stack runs with (its
 process environment, which `LocalStack.start` sets). It refuses with S3's XML errors: a
 query signature beside an `Authorization` header, missing or malformed auth parameters, an
 unknown key, an expired URL, an `x-amz-*` header that was not signed, and any change to the
-signed path, query or headers. Everything else (the SDKs' header-signed calls, unsigned
-requests, other methods) reaches moto untouched.
+signed path, query, method or headers. A write (any method but GET, HEAD and the CORS
+preflight's OPTIONS) signed neither way is S3's anonymous write to a private bucket: 403
+AccessDenied. Everything else (the SDKs' header-signed calls, unsigned reads, preflights)
+reaches moto untouched.
 """
 
 from __future__ import annotations
@@ -45,7 +49,9 @@ REQUIRED = (
 )
 TOKEN = "X-Amz-Security-Token"
 MAX_EXPIRES = 7 * 24 * 3600  # S3 signs for a week at most
-CHECKED_METHODS = frozenset({"GET", "HEAD"})
+# What an anonymous caller may send to moto: reads (refused by a private bucket in AWS, kept
+# here for tools that peek at the emulator) and CORS preflights, which S3 answers unsigned.
+ANONYMOUS_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 SIGNATURE_MISMATCH = (
     "The request signature we calculated does not match the signature you provided. "
@@ -95,7 +101,7 @@ def environment_credentials() -> ReadOnlyCredentials | None:
 
 
 class PresignedUrls:
-    """WSGI middleware around the emulator: S3's verdict on query-signed GET and HEAD requests."""
+    """WSGI middleware around the emulator: S3's verdict on query-signed and unsigned requests."""
 
     def __init__(
         self,
@@ -111,12 +117,18 @@ class PresignedUrls:
         self.clock = clock
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        if environ["REQUEST_METHOD"] not in CHECKED_METHODS:
+        if environ["REQUEST_METHOD"] == "OPTIONS":  # a preflight is never signed
             return self.app(environ, start_response)
         path, raw_query = _raw_target(environ)
         query = _decoded_pairs(raw_query)
         names = {name for name, _ in query}
         if not names & set(REQUIRED):
+            if (
+                environ["REQUEST_METHOD"] not in ANONYMOUS_METHODS
+                and "HTTP_AUTHORIZATION" not in environ
+            ):
+                anonymous = S3Error(HTTPStatus.FORBIDDEN, "AccessDenied", "Access Denied")
+                return _refuse(environ, start_response, anonymous)
             return self.app(environ, start_response)
         try:
             self.verify(environ, path, query)
@@ -348,6 +360,7 @@ def _hex(text: str) -> str:
 def _refuse(
     environ: dict[str, Any], start_response: StartResponse, refusal: S3Error
 ) -> Iterable[bytes]:
+    _drain(environ)
     request_id = secrets.token_hex(8).upper()
     host_id = secrets.token_urlsafe(48)
     body = refusal.body(request_id, host_id)
@@ -363,3 +376,14 @@ def _refuse(
         ],
     )
     return [body]
+
+
+def _drain(environ: dict[str, Any]) -> None:
+    """Read the body S3 refuses, so the connection stays in step for the next request."""
+    length = environ.get("CONTENT_LENGTH") or ""
+    remaining = int(length) if length.isdigit() else 0
+    while remaining > 0:
+        chunk = environ["wsgi.input"].read(min(65536, remaining))
+        if not chunk:
+            break
+        remaining -= len(chunk)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -187,9 +188,12 @@ class LocalStack:
             "OFFLOAD_EDGE_URL",
             "OFFLOAD_EDGE_NAME",
         )
+        # The `offload` command the banner suggests lives beside the interpreter serving this.
+        scripts = shlex.quote(sysconfig.get_path("scripts"))
         lines = [
             "# The Offload local stack (make run); valid while it runs.",
             f"unset {' '.join(_FOREIGN[:4])}",
+            f'export PATH={scripts}:"$PATH"',
             *(
                 f"export {name}={shlex.quote(self.environment[name])}"
                 for name in names

@@ -467,6 +467,54 @@ def test_bad_body_is_refused_with_a_problem(local_stack, fresh_key, case):
     assert_refused(send(local_stack, case, fresh_key), case)
 
 
+def raw_exchange(base_url: str, head: bytes, body: bytes = b"") -> Reply:
+    """Send bytes as they are, request line and all, and read the answer."""
+    address = urlsplit(base_url)
+    with socket.create_connection((address.hostname, address.port), timeout=30) as sock:
+        sock.sendall(head + body)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        answer = {name.lower(): value for name, value in response.getheaders()}
+        return Reply(response.status, answer, response.read())
+
+
+# Requests API Gateway refuses before any route: what is sent, with `{key}` for a fresh key.
+UNPARSEABLE = (
+    ("space-in-query", "GET /feeds/catalog.json?key={key}&category=a b HTTP/1.1\r\n", b""),
+    ("space-in-path", "GET /feeds/cat alog.json?key={key} HTTP/1.1\r\n", b""),
+    (
+        "content-length-not-a-number",
+        "POST /invalidations?key={key} HTTP/1.1\r\nContent-Length: abc\r\n",
+        b'{"scope": "global"}',
+    ),
+    (
+        "content-length-negative",
+        "GET /feeds/catalog.json?key={key} HTTP/1.1\r\nContent-Length: -5\r\n",
+        b"",
+    ),
+)
+
+
+@pytest.mark.parametrize(
+    ("line", "body"), [pytest.param(*case[1:], id=case[0]) for case in UNPARSEABLE]
+)
+def test_a_request_that_does_not_parse_is_gateway_400_and_its_key_is_never_logged(
+    local_stack, line, body
+):
+    # GIVEN a key of its own, so the stack's log can be searched for it
+    key = create_stack_key(local_stack)[0]
+    head = (line.format(key=key) + f"Host: x\r\nX-Api-Key: {key}\r\n\r\n").encode()
+
+    # WHEN the request goes out as it is
+    reply = raw_exchange(local_stack.base_url, head, body)
+
+    # THEN API Gateway's own 400, and no log line holds the key
+    assert reply.status == HTTPStatus.BAD_REQUEST
+    assert reply.headers["content-type"] == JSON
+    assert json.loads(reply.body) == {"message": "Bad Request"}
+    assert key not in local_stack.log.read_text(errors="replace")
+
+
 # Headers public reads do not use: (name, header, value, whether it names the answer's ETag).
 # `{etag}` is the answer's ETag, `{bare}` the same without its quotes.
 IGNORED_HEADERS = (

@@ -6,10 +6,13 @@ Each answer names the origin request that produced it (`apigw-requestid`, set by
 
 from __future__ import annotations
 
+import http.client
+import json
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -17,6 +20,7 @@ import requests
 from offload.feeds.outcome import Outcome
 from tests.support import cache_status
 from tests.support.clients import absent
+from tests.support.paths import CANONICAL, NON_CANONICAL
 from tests.support.stack import TTLS, RunningStack
 
 # Clock-dependent: TTLs of seconds run out while the test watches; run alone (make test).
@@ -160,9 +164,7 @@ def test_feeds_answers_are_never_cached(edge, http, make_key):
     ]
     answers.append(http.get(f"{url}&key={key}", allow_redirects=False, timeout=30))
     answers.append(
-        http.get(
-            url, headers={"Authorization": f"Bearer {key}"}, allow_redirects=False, timeout=30
-        )
+        http.get(url, headers={"Authorization": f"Bearer {key}"}, allow_redirects=False, timeout=30)
     )
     # Every answer came from the origin, which counted each against the client's limit.
     assert len({answer.headers[ORIGIN_ID] for answer in answers}) == len(answers)
@@ -223,3 +225,93 @@ def test_no_answer_varies(local_stack, edge, http):
         for path in paths:
             response = http.get(base + path, allow_redirects=False, timeout=30)
             assert "Vary" not in response.headers, (base, path, response.headers)
+
+
+def get_as_sent(base_url: str, path: str) -> tuple[int, dict[str, str], bytes]:
+    """GET `path` byte for byte (requests would decode `%34` to `4` before sending)."""
+    address = urlsplit(base_url)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("path", NON_CANONICAL)
+def test_a_non_canonical_path_is_refused_before_the_cache(edge, http, path):
+    # GIVEN the canonical spelling of the resource, cached at the edge
+    canonical = "/users/42/matches/version" if "users" in path else None
+    if canonical is not None:
+        http.get(f"{edge}{canonical}", timeout=30)
+        assert edge_cache(http.get(f"{edge}{canonical}", timeout=30)) == "Hit"
+
+    # WHEN another spelling of a path is asked for
+    status, headers, body = get_as_sent(edge, path)
+
+    # THEN the edge refuses it itself: no origin call, nothing stored, no second copy
+    assert status == HTTPStatus.BAD_REQUEST, (path, headers)
+    assert ORIGIN_ID not in headers and "X-Cache" not in headers
+    assert headers["Content-Type"] == "application/problem+json"
+    assert headers["Cache-Control"] == "no-store"
+    assert json.loads(body)["status"] == HTTPStatus.BAD_REQUEST
+
+
+def test_canonical_paths_pass_the_edge(edge):
+    for path in CANONICAL:
+        status, headers, _ = get_as_sent(edge, path)
+        assert status != HTTPStatus.BAD_REQUEST or ORIGIN_ID in headers, path
+        assert "X-Cache" in headers, path  # looked up or passed, as any request
+
+
+def compressible_match(http: requests.Session, edge: str, **fields) -> str:
+    """A match whose answer is JSON over the 1,000 bytes from which the edge compresses."""
+    notes = " ".join(f"round {number} was close" for number in range(100))
+    return record_match(http, edge, [new_user()], notes=notes, **fields)
+
+
+def test_the_edge_compresses_and_says_so_in_a_weak_etag(local_stack, edge, http):
+    # GIVEN a finished match whose answer the edge compresses, and the origin's strong ETag
+    path = f"/matches/{compressible_match(http, edge)}"
+    origin = http.get(local_stack.url(path), headers={"Accept-Encoding": "identity"}, timeout=30)
+    strong = origin.headers["ETag"]
+    assert len(origin.content) >= 1000 and not strong.startswith("W/")
+
+    # WHEN clients ask through the edge, accepting gzip or not
+    gzipped = http.get(f"{edge}{path}", headers={"Accept-Encoding": "gzip"}, timeout=30)
+    plain = http.get(f"{edge}{path}", headers={"Accept-Encoding": "identity"}, timeout=30)
+
+    # THEN the compressed answer's tag is the origin's, weakened (as CloudFront converts it);
+    # the uncompressed one keeps the strong tag; both are the same bytes once decoded
+    assert gzipped.headers["Content-Encoding"] == "gzip"
+    assert gzipped.headers["ETag"] == f"W/{strong}"
+    assert "Content-Encoding" not in plain.headers and plain.headers["ETag"] == strong
+    assert gzipped.content == plain.content == origin.content
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "identity"])
+def test_either_form_of_the_tag_gets_a_304_from_the_edge(local_stack, edge, http, encoding):
+    path = f"/matches/{compressible_match(http, edge)}"
+    strong = http.get(local_stack.url(path), timeout=30).headers["ETag"]
+    http.get(f"{edge}{path}", headers={"Accept-Encoding": encoding}, timeout=30)
+    for sent in (strong, f"W/{strong}"):
+        headers = {"Accept-Encoding": encoding, "If-None-Match": sent}
+        answer = http.get(f"{edge}{path}", headers=headers, timeout=30)
+        assert answer.status_code == HTTPStatus.NOT_MODIFIED, (sent, answer.headers)
+        assert answer.headers["ETag"] in {strong, f"W/{strong}"}
+
+
+def test_a_compressed_copy_is_revalidated_with_the_origins_own_tag(edge, http):
+    # GIVEN an unfinished match (short max-age) the edge holds compressed
+    path = f"/matches/{compressible_match(http, edge, finished_at=None, score='0-0')}"
+    first = http.get(f"{edge}{path}", headers={"Accept-Encoding": "gzip"}, timeout=30)
+    assert first.headers["Content-Encoding"] == "gzip" and edge_cache(first) == "Miss"
+
+    # WHEN its max-age has passed and it has not changed
+    time.sleep(TTLS["UnfinishedMaxAgeSeconds"] + 0.5)
+    later = http.get(f"{edge}{path}", headers={"Accept-Encoding": "gzip"}, timeout=30)
+
+    # THEN the origin confirmed it with a 304 (it knows its strong tag, not the edge's W/ one)
+    assert edge_cache(later) == "RefreshHit", later.headers
+    assert later.content == first.content

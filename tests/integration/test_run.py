@@ -72,6 +72,25 @@ def test_sourced_env_file_points_the_offload_command_at_the_stack(local_stack, h
     assert {"demo", "admin", "acme"} <= {line.split()[0] for line in listed.stdout.splitlines()}
 
 
+def test_sourced_env_file_alone_finds_the_offload_command(local_stack: RunningStack):
+    # GIVEN a new terminal: the project's virtualenv is not on PATH
+    bare = {**os.environ, "PATH": "/usr/bin:/bin"}
+
+    # WHEN it sources the env file and runs the banner's command
+    result = subprocess.run(
+        ["bash", "-c", f"source {local_stack.env_file} && offload keys list"],
+        env=bare,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+
+    # THEN the command is found and talks to the running stack
+    assert result.returncode == 0, result.stderr
+    assert "demo" in {line.split()[0] for line in result.stdout.splitlines()}
+
+
 def test_env_file_has_the_stack_settings(local_stack: RunningStack):
     values = read_env_file(local_stack.env_file)
     assert urlsplit(values["AWS_ENDPOINT_URL"]).hostname == "127.0.0.1"
@@ -100,6 +119,28 @@ def test_busy_port_is_one_clear_line_and_exit_code_1(local_stack: RunningStack, 
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1
     assert f"127.0.0.1:{port}" in result.stderr and "already in use" in result.stderr
+    assert not (tmp_path / "local.env").exists()
+
+
+def test_make_run_with_its_port_taken_adds_only_makes_own_line(local_stack: RunningStack):
+    port = urlsplit(local_stack.base_url).port
+    result = shell(f"make --no-print-directory run PORT={port} EDGE_PORT=0")
+    # make reports any failed recipe with a line of its own and exits 2, whatever the recipe
+    ours, makes = result.stderr.splitlines()
+    assert "already in use" in ours and "Traceback" not in result.stderr
+    assert makes.startswith("make: *** ") and makes.endswith("Error 1")
+    assert result.returncode == 2
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("PORT", "abc"), ("PORT", "99999"), ("PORT", "-1"), ("EDGE_PORT", "70000")],
+)
+def test_a_port_that_is_not_one_is_one_line_without_a_traceback(variable, value, tmp_path):
+    result = shell(f"{variable}={value} offload-local --env-file {tmp_path / 'local.env'}")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert f"'{value}' is not a port" in result.stderr and f"${variable}" in result.stderr
     assert not (tmp_path / "local.env").exists()
 
 

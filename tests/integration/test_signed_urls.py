@@ -128,6 +128,26 @@ def test_an_expired_url_is_refused(http, local_stack, location):
     assert ElementTree.fromstring(answer.content).findtext("X-Amz-Expires") == "1"
 
 
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "POST"])
+def test_a_download_url_never_writes_or_deletes_the_file(http, served, location, method):
+    # WHEN the holder of a feed's Location sends it with a method that would change the file
+    answer = http.request(method, location, data=b'{"evil": true}', timeout=30)
+
+    # THEN S3's answer: the method is signed; and the file is what the feed generated
+    assert answer.status_code == HTTPStatus.FORBIDDEN
+    assert s3_error(answer) == ("SignatureDoesNotMatch", SIGNATURE_MISMATCH)
+    assert http.get(location, timeout=30).content == served.body
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "POST"])
+def test_an_unsigned_write_to_the_bucket_is_refused(http, local_stack, served, location, method):
+    plain = f"{local_stack.endpoint_url}/{BUCKET_NAME}/{object_key(location)}"
+    answer = http.request(method, plain, data=b'{"evil": true}', timeout=30)
+    assert answer.status_code == HTTPStatus.FORBIDDEN
+    assert s3_error(answer) == ("AccessDenied", "Access Denied")
+    assert http.get(location, timeout=30).content == served.body
+
+
 def test_the_sdks_own_calls_signed_in_the_header_pass(stack_aws, location):
     s3 = boto3.client("s3")
     key = object_key(location).removesuffix(".gz")  # the plain file, not its gzip copy

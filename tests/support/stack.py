@@ -73,13 +73,14 @@ class RunningStack:
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    """The variables of `export NAME=value` lines, as a shell that sources the file sees them."""
+    """The variables of `export NAME=value` lines, as a shell that sources the file sees them
+    (`PATH=...:"$PATH"` extends this process's PATH; no other value holds a `$`)."""
     environment = {}
     for line in path.read_text().splitlines():
         words = shlex.split(line, comments=True)
         if len(words) == 2 and words[0] == "export":
             name, _, value = words[1].partition("=")
-            environment[name] = value
+            environment[name] = os.path.expandvars(value)
     return environment
 
 

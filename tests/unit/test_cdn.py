@@ -7,6 +7,10 @@ signing key, the CDN without one (the template's defaults), and no CDN.
 from __future__ import annotations
 
 import json
+import subprocess
+from collections.abc import Sequence
+from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +18,8 @@ import pytest
 from offload.config import Settings
 from offload.feeds.generation import OBJECT_PREFIX
 from offload_local.template import Stack, load
+from tests.support.clients import require
+from tests.support.paths import CANONICAL, NON_CANONICAL
 
 PUBLIC_KEY = "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0B\n-----END PUBLIC KEY-----"
 SIGNING = {"CdnPublicKey": PUBLIC_KEY, "CloudFrontPrivateKeyParameter": "/offload-test/cf-key"}
@@ -249,3 +255,75 @@ def test_the_translated_template_has_no_dependency_cycle():
     translated = transformed()
     matches = lint(json.dumps(translated), config=ManualArgs(regions=["us-east-1"]))
     assert [str(m) for m in matches if m.rule.id == "E3004"] == []
+
+
+def canonical_path_function(template: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The logical id and properties of the distribution's viewer-request function."""
+    [(logical_id, resource)] = [
+        (logical_id, resource)
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::CloudFront::Function"
+    ]
+    return logical_id, resource["Properties"]
+
+
+def test_every_behaviour_refuses_non_canonical_paths_before_its_cache(cdn: Stack):
+    logical_id, function = canonical_path_function(cdn.template)
+    assert function["FunctionConfig"]["Runtime"] == "cloudfront-js-2.0"
+    assert function["AutoPublish"] is True
+    for pattern, behaviour in behaviours(cdn).items():
+        assert behaviour["FunctionAssociations"] == [
+            {"EventType": "viewer-request", "FunctionARN": cdn.resource_name(logical_id)}
+        ], pattern
+
+
+def run_viewer_request(code: str, uris: Sequence[str], tmp_path: Path) -> list[dict[str, Any]]:
+    """The function's answer to a GET of each URI, under Node, as CloudFront calls it."""
+    node = require("node")
+    harness = tmp_path / "harness.js"
+    harness.write_text(
+        "const handler = new Function(require('fs').readFileSync(process.argv[2], 'utf8')"
+        " + '\\nreturn handler;')();\n"
+        "const uris = JSON.parse(process.argv[3]);\n"
+        "console.log(JSON.stringify(uris.map((uri) => handler({version: '1.0', request:"
+        " {method: 'GET', uri: uri, querystring: {}, headers: {}, cookies: {}}}))));\n"
+    )
+    source = tmp_path / "function.js"
+    source.write_text(code)
+    result = subprocess.run(
+        [node, str(harness), str(source), json.dumps(list(uris))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    answers: list[dict[str, Any]] = json.loads(result.stdout)
+    return answers
+
+
+@pytest.fixture
+def function_code() -> str:
+    """The function's JavaScript, from the template as CloudFormation receives it."""
+    from offload_local.translate import translated
+
+    _, function = canonical_path_function(translated())
+    code: str = function["FunctionCode"]
+    return code
+
+
+def test_the_function_passes_canonical_paths_unchanged(function_code, tmp_path):
+    answers = run_viewer_request(function_code, CANONICAL, tmp_path)
+    for uri, answer in zip(CANONICAL, answers, strict=True):
+        assert answer.get("uri") == uri, (uri, answer)
+
+
+def test_the_function_refuses_every_other_spelling_with_a_no_store_problem(function_code, tmp_path):
+    answers = run_viewer_request(function_code, NON_CANONICAL, tmp_path)
+    for uri, answer in zip(NON_CANONICAL, answers, strict=True):
+        assert answer["statusCode"] == HTTPStatus.BAD_REQUEST, (uri, answer)
+        headers = {name: value["value"] for name, value in answer["headers"].items()}
+        assert headers["content-type"] == "application/problem+json"
+        assert headers["cache-control"] == "no-store"
+        assert headers["access-control-allow-origin"] == "*"
+        problem = json.loads(answer["body"]["data"])
+        assert problem["status"] == HTTPStatus.BAD_REQUEST and problem["detail"]

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from offload import auth
-from offload.cli import main
+from offload.cli import MAX_HOURLY_LIMIT, main
 from offload.freshness import read_coverage
 
 
@@ -20,7 +20,84 @@ def test_keys_create_prints_the_key_once_and_stores_its_hash(aws, capsys):
 
     assert main(["keys", "list"]) == 0
     listing = capsys.readouterr().out
-    assert "acme" in listing and key not in listing and key[:8] in listing
+    assert "acme" in listing and key not in listing
+
+
+def test_keys_list_shows_hash_prefixes_as_its_help_says(aws, capsys):
+    main(["keys", "create", "--client", "acme"])
+    key = capsys.readouterr().out.split("key:")[1].split()[0]
+
+    assert main(["keys", "list"]) == 0
+
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("acme"))
+    assert row.split()[1] == auth.hash_key(key)[:12] + "…"
+    assert key[:8] not in row  # nothing of the key itself
+
+
+@pytest.mark.parametrize("limit", ["0", "-5", "99999999999999999999999", "1.5", "1e3", "five", ""])
+def test_keys_create_refuses_a_limit_that_is_not_a_bounded_whole_number(aws, capfd, limit):
+    with pytest.raises(SystemExit) as exited:
+        main(["keys", "create", "--client", "acme", "--hourly-limit", limit])
+    assert exited.value.code == 2
+    out, err = capfd.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1 and "--hourly-limit" in err and "1 to 1,000,000,000" in err
+    assert auth.list_keys() == []
+
+
+@pytest.mark.parametrize("limit", [1, MAX_HOURLY_LIMIT])
+def test_keys_create_stores_the_limit_it_was_given(aws, capsys, limit):
+    assert main(["keys", "create", "--client", "acme", "--hourly-limit", str(limit)]) == 0
+    assert f"hourly limit: {limit}\n" in capsys.readouterr().out
+    (record,) = auth.list_keys()
+    assert record.hourly_limit == limit and isinstance(record.hourly_limit, int)
+
+
+@pytest.mark.parametrize(
+    ("argument", "named"), [("--feed", '"feed"'), ("--collection", "collection")]
+)
+def test_an_empty_invalidation_target_names_its_own_argument(aws, capsys, argument, named):
+    assert main(["invalidate", argument, ""]) == 2
+    err = capsys.readouterr().err
+    assert named in err and "client" not in err
+
+
+def test_soft_is_refused_for_a_collection_as_the_api_refuses_it(aws, capsys):
+    assert main(["invalidate", "--collection", "users/42/matches"]) == 0
+    before = json.loads(capsys.readouterr().out)["version"]
+
+    assert main(["invalidate", "--collection", "users/42/matches", "--soft"]) == 2
+
+    assert "soft" in capsys.readouterr().err
+    assert main(["invalidate", "--collection", "users/42/matches"]) == 0
+    after = json.loads(capsys.readouterr().out)["version"]
+    assert int(after) > int(before)  # the refused one moved nothing in between: one step
+    assert main(["invalidate", "--feed", "catalog", "--soft"]) == 0
+
+
+def test_log_lines_go_to_stderr_so_stdout_is_only_the_answer(aws, capfd):
+    # GIVEN a command whose work logs a line (moving a collection's pointer)
+    assert main(["invalidate", "--collection", "users/42/matches"]) == 0
+
+    # THEN stdout is exactly its JSON answer (`offload ... | jq` works); the log is on stderr
+    out, err = capfd.readouterr()
+    assert json.loads(out)["version"]
+    assert "collection version created" in err
+
+
+def test_an_aws_error_is_one_line_without_a_traceback(aws, capfd):
+    assert main(["--table", "nosuch", "keys", "list"]) == 1
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert err.startswith("offload: AWS: ") and "nosuch" in err
+
+
+@pytest.mark.parametrize("count", ["-1", "0", "ten"])
+def test_catalog_seed_refuses_a_count_that_is_not_positive(aws, capfd, count):
+    with pytest.raises(SystemExit) as exited:
+        main(["catalog", "seed", "--count", count])
+    assert exited.value.code == 2
+    assert capfd.readouterr().err.count("\n") == 1
 
 
 def test_keys_revoke_by_client(aws, capsys):

@@ -293,14 +293,49 @@ def test_the_stack_environment_credentials_sign_and_their_token_is_checked(emula
         ),
         ("GET", f"{ENDPOINT}/feeds/files/x.json", {}),
         ("GET", f"{ENDPOINT}/feeds?list-type=2&prefix=files%2F", {}),
-        # Only GET and HEAD are checked; a presigned PUT goes to moto as before.
-        ("PUT", "presigned-put", {}),
+        # A CORS preflight, which S3 answers without a signature.
+        ("OPTIONS", f"{ENDPOINT}/feeds/files/x.json", {"Origin": "null"}),
     ],
-    ids=["sdk-get", "sdk-put", "unsigned", "unsigned-list", "presigned-put"],
+    ids=["sdk-get", "sdk-put", "unsigned", "unsigned-list", "preflight"],
 )
 def test_other_requests_reach_the_emulator_untouched(emulator, method, url, headers):
-    if url == "presigned-put":
-        url = presign(method="put_object", expires=1)
     answer = request(checked(emulator, now=time.time() + 3600), url, method, headers)
     assert answer.status == HTTPStatus.OK
     assert len(emulator.reached) == 1
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "POST", "PATCH"])
+def test_a_get_url_sent_with_another_method_does_not_match_its_signature(emulator, method):
+    # GIVEN a URL signed for a GET (a feed's Location)
+    # WHEN its holder sends it with a method that would write or delete
+    answer = request(checked(emulator), presign(), method)
+
+    # THEN S3's verdict: the method is part of what was signed
+    assert answer.status == HTTPStatus.FORBIDDEN
+    error = answer.error()
+    assert (error["Code"], error["Message"]) == ("SignatureDoesNotMatch", SIGNATURE_MISMATCH)
+    assert error["CanonicalRequest"].startswith(f"{method}\n/feeds/files/")
+    assert not emulator.reached
+
+
+def test_a_put_url_signs_a_put_and_only_a_put(emulator):
+    url = presign(method="put_object")
+    assert request(checked(emulator), url, "PUT").status == HTTPStatus.OK
+    assert request(checked(emulator), url, "GET").status == HTTPStatus.FORBIDDEN
+    assert len(emulator.reached) == 1
+
+
+def test_a_presigned_put_expires_as_a_get_does(emulator):
+    url = presign(method="put_object", expires=1)
+    answer = request(checked(emulator, now=signed_at(url) + 2), url, "PUT")
+    assert answer.status == HTTPStatus.FORBIDDEN
+    assert answer.error()["Message"] == "Request has expired"
+    assert not emulator.reached
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "POST"])
+def test_an_unsigned_write_is_refused_as_anonymous(emulator, method):
+    answer = request(checked(emulator), f"{ENDPOINT}/feeds/files/x.json", method)
+    assert answer.status == HTTPStatus.FORBIDDEN
+    assert (answer.error()["Code"], answer.error()["Message"]) == ("AccessDenied", "Access Denied")
+    assert not emulator.reached

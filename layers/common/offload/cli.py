@@ -9,12 +9,18 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import logging
 import os
 import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import NoReturn
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.exceptions import PynamoDBException
 
 from offload import auth, usage
 from offload.collections.store import CollectionStore
@@ -23,7 +29,13 @@ from offload.errors import InvalidRequest, NotFound
 from offload.feeds import REGISTRY
 from offload.feeds.catalog import product_records, seed_products
 from offload.invalidation import apply, parse_invalidation
-from offload.models import bind_models
+from offload.models import ApiClient, bind_models
+from offload.observability import logger
+
+# A key's requests per hour: a whole number from 1 to this (a billion an hour is some 280,000
+# a second, far past what one API Gateway stage accepts by default).
+MAX_HOURLY_LIMIT = 1_000_000_000
+MAX_SEED_PRODUCTS = 1_000_000
 
 
 class UsageError(Exception):
@@ -42,16 +54,58 @@ def duration(text: str) -> int:
     return int(match[1]) * _UNIT_SECONDS[match[2]]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line (and exit 2), not the usage block and the error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def whole_number(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from `low` to `high`, written in digits."""
+
+    def parse(text: str) -> int:
+        digits = text.strip()
+        if not digits.lstrip("-").isdigit() or not low <= int(digits) <= high:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number from {low:,} to {high:,}, got {text!r}"
+            )
+        return int(digits)
+
+    parse.__name__ = "whole number"  # argparse names the type in its own messages
+    return parse
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `offload` console script."""
     parser = _parser()
     args = parser.parse_args(argv)
+    with _logs_on_stderr():
+        try:
+            settings = None if args.command == "feeds" else _bind(args.table)
+            return int(args.run(args, settings))
+        except UsageError as exc:
+            print(f"offload: {exc}", file=sys.stderr)
+            return 2
+        except (ClientError, BotoCoreError, PynamoDBException) as exc:
+            # What AWS said, on one line: the traceback would only show this module.
+            print(f"offload: AWS: {' '.join(str(exc).split())}", file=sys.stderr)
+            return 1
+
+
+@contextmanager
+def _logs_on_stderr() -> Iterator[None]:
+    """The layer's log lines (Powertools writes them to stdout) on stderr, so that what a
+    command prints on stdout is only its answer (`offload ... | jq`)."""
+    handler = logger.registered_handler
+    if not isinstance(handler, logging.StreamHandler):
+        yield
+        return
+    previous = handler.setStream(sys.stderr)
     try:
-        settings = None if args.command == "feeds" else _bind(args.table)
-        return args.run(args, settings)
-    except UsageError as exc:
-        print(f"offload: {exc}", file=sys.stderr)
-        return 2
+        yield
+    finally:
+        handler.setStream(previous)
 
 
 def _bind(table: str | None) -> Settings:
@@ -68,7 +122,7 @@ def _bind(table: str | None) -> Settings:
 
 def _keys_create(args: argparse.Namespace, settings: Settings | None) -> int:
     assert settings is not None  # bound for every command but `feeds`
-    limit = args.hourly_limit or settings.default_hourly_limit
+    limit = settings.default_hourly_limit if args.hourly_limit is None else args.hourly_limit
     valid_until = time.time() + args.expires if args.expires else None
     try:
         key = auth.create_key(
@@ -111,10 +165,11 @@ def _when(epoch: float | None) -> str:
 def _keys_list(args: argparse.Namespace, settings: Settings | None) -> int:
     now = time.time()
     print(
-        f"{'CLIENT':<20} {'KEY':<12} {'SCOPES':<14} {'LIMIT/H':>8}  {'STATE':<8} "
+        f"{'CLIENT':<20} {'KEY SHA-256':<14} {'SCOPES':<14} {'LIMIT/H':>10}  {'STATE':<8} "
         f"{'CREATED':<16}  {'EXPIRES':<16}  LAST USE"
     )
     for record in auth.list_keys():
+        key_hash = record.pk.removeprefix(ApiClient.key_for(""))
         if record.disabled:
             state = "revoked"
         elif record.valid_until is not None and record.valid_until <= now:
@@ -123,8 +178,8 @@ def _keys_list(args: argparse.Namespace, settings: Settings | None) -> int:
             state = "active"
         scopes = ",".join(sorted(record.scopes))
         print(
-            f"{record.client_id:<20} {record.key_prefix + '…':<12} {scopes:<14} "
-            f"{int(record.hourly_limit):>8}  {state:<8} {_when(record.created_at):<16}  "
+            f"{record.client_id:<20} {key_hash[:12] + '…':<14} {scopes:<14} "
+            f"{int(record.hourly_limit):>10}  {state:<8} {_when(record.created_at):<16}  "
             f"{_when(record.valid_until):<16}  {_when(record.last_used_at)}"
         )
     return 0
@@ -142,12 +197,12 @@ def _invalidate(args: argparse.Namespace, settings: Settings | None) -> int:
     assert settings is not None
     if args.glob:
         body: dict[str, object] = {"scope": "global"}
-    elif args.collection:
+    elif args.collection is not None:
         body = {"collection": args.collection}
     else:
-        body = {"feed": args.feed} if args.feed else {"client": args.client}
-    if args.soft and not args.collection:
-        body["soft"] = True
+        body = {"feed": args.feed} if args.feed is not None else {"client": args.client}
+    if args.soft:
+        body["soft"] = True  # refused with a collection, as the API refuses it
     try:
         request = parse_invalidation(body)
     except (InvalidRequest, NotFound) as exc:
@@ -198,7 +253,7 @@ def _catalog_seed(args: argparse.Namespace, settings: Settings | None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="offload", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="offload", description=__doc__.splitlines()[0])
     parser.add_argument("--table", help=f"DynamoDB table (default: ${TABLE_NAME})")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -208,8 +263,8 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--client", required=True)
     create.add_argument(
         "--hourly-limit",
-        type=int,
-        help=f"requests per hour (default: ${DEFAULT_HOURLY_LIMIT}, "
+        type=whole_number(1, MAX_HOURLY_LIMIT),
+        help=f"requests per hour, 1 to {MAX_HOURLY_LIMIT:,} (default: ${DEFAULT_HOURLY_LIMIT}, "
         f"else {default_of('default_hourly_limit')})",
     )
     create.add_argument("--scope", choices=sorted(auth.SCOPES), default=auth.SCOPE_FEEDS)
@@ -224,9 +279,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     rotate.add_argument("--expires", type=duration, help="e.g. 90d: the new key's own expiry")
     rotate.set_defaults(run=_keys_rotate)
-    key_commands.add_parser("list", help="list keys (hash prefixes only)").set_defaults(
-        run=_keys_list
-    )
+    key_commands.add_parser(
+        "list", help="list keys: client, the first 12 hex digits of the key's SHA-256, limits"
+    ).set_defaults(run=_keys_list)
     revoke = key_commands.add_parser("revoke", help="revoke one key or every key of a client")
     which = revoke.add_mutually_exclusive_group(required=True)
     which.add_argument("--client")
@@ -261,7 +316,12 @@ def _parser() -> argparse.ArgumentParser:
     seed = catalog.add_subparsers(dest="action", required=True).add_parser(
         "seed", help="write deterministic demo products"
     )
-    seed.add_argument("--count", type=int, default=2000)
+    seed.add_argument(
+        "--count",
+        type=whole_number(1, MAX_SEED_PRODUCTS),
+        default=2000,
+        help=f"how many products, 1 to {MAX_SEED_PRODUCTS:,} (default: 2000)",
+    )
     seed.set_defaults(run=_catalog_seed)
     return parser
 
