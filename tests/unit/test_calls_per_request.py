@@ -9,7 +9,9 @@ from http import HTTPStatus
 
 import pytest
 
-from bench.calls import (
+from offload import usage
+from offload.runtime import Runtime
+from offload_local.metering import (
     CollectionBench,
     FeedBench,
     InProcessApi,
@@ -19,8 +21,6 @@ from bench.calls import (
     chain,
     rounds,
 )
-from offload import usage
-from offload.runtime import Runtime
 from tests.support import STACK
 
 # Long enough that calls sent together overlap in time however loaded the machine is.
