@@ -26,13 +26,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from calls import (
-    DOWNLOAD_BYTES,
-    Measurement,
-    Results,
-    Trace,
-    measured_from_arguments,
-)
+from calls import Measurement, Results, measured_from_arguments
+
+from offload_local.metering import DOWNLOAD_BYTES, Trace
 
 HERE = Path(__file__).resolve().parent
 DOCS = HERE.parent / "docs"
