@@ -33,7 +33,7 @@ from offload.errors import (
 from offload.feeds.base import lease_seconds
 from offload.feeds.cachekey import FeedRequest
 from offload.feeds.generation import Generation
-from offload.feeds.generator import generate
+from offload.feeds.generator import generate_file, source_metadata
 from offload.feeds.registry import FeedRegistry
 from offload.observability import logger, metrics
 from offload.runtime import Runtime, client_config
@@ -152,8 +152,15 @@ def run(
         logger.info("background generation superseded", extra={"object_key": generation.object_key})
         return Finished.SUPERSEDED
     try:
-        data = generate(request)
-        storage.upload(runtime.s3, bucket, generation, data, content_type=request.content_type)
+        generated = generate_file(request)
+        storage.upload(
+            runtime.s3,
+            bucket,
+            generation,
+            generated.data,
+            content_type=request.content_type,
+            metadata=source_metadata(generated),
+        )
     except Exception as exc:
         known = isinstance(exc, OffloadError) and type(exc).__name__ in FAILURES
         failure = type(exc).__name__ if known else GenerationFailed.__name__
