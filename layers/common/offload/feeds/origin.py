@@ -26,7 +26,7 @@ from urllib.parse import quote, urlencode
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import HTTPError, ProtocolError
+from urllib3.exceptions import HTTPError, NewConnectionError, ProtocolError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from offload.config import (
@@ -209,6 +209,9 @@ class OriginClient:
                 # Decoded here, exactly once and checked whole (see _Decoding).
                 decode_content=False,
             )
+        except NewConnectionError as exc:  # urllib3 makes it a timeout; it is a refusal
+            logger.warning("origin unreachable", extra={"origin_url": url, "error": str(exc)})
+            raise GenerationFailed("the origin could not be reached") from exc
         except Urllib3Timeout as exc:
             raise GenerationTimedOut(f"the origin did not answer within {timeout} s") from exc
         except HTTPError as exc:
