@@ -48,6 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"offload-local: {exc}", file=sys.stderr)
         return 2
+    except PortInUse as exc:  # the origin binds when the stack is made
+        print(f"offload-local: {exc}", file=sys.stderr)
+        return 1
     try:
         stack.start()
         _rehearse_outages(stack)

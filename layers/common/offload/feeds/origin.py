@@ -242,7 +242,8 @@ class OriginClient:
         chunks: list[bytes] = []
         size = 0
         try:
-            for raw in response.stream(CHUNK_BYTES, decode_content=False):
+            # read1: whatever has arrived, so a trickling origin meets the deadline too.
+            while raw := response.read1(CHUNK_BYTES, decode_content=False):
                 for piece in decoder.decode(raw):
                     size += len(piece)
                     if size > origin.max_bytes:
