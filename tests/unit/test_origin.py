@@ -6,6 +6,7 @@ The origin is a fake urllib3 transport (unit tests open no socket): its answers 
 
 from __future__ import annotations
 
+import ast
 import gzip
 import json
 import threading
@@ -29,7 +30,7 @@ from offload.feeds import Parameter
 from offload.feeds import origin as origin_module
 from offload.feeds.origin import Origin, OriginClient, origin_feed
 from offload.runtime import get_runtime
-from tests.support import BUCKET_NAME, cache_status, problem_of, reset_container_state
+from tests.support import BUCKET_NAME, ROOT, cache_status, problem_of, reset_container_state
 from tests.support import stored_generations as stored
 from tests.support.feeds import age_entries, download
 from tests.support.origin import BASE_URL, CSV, Answer, FakeOrigin, prices_feed
@@ -376,3 +377,17 @@ def test_origin_settings_are_checked():
     settings = Settings.from_mapping({"TABLE_NAME": "t", ORIGIN_BASE_URL: BASE_URL})
     assert settings.origin_base_url == BASE_URL
     assert settings.origin_credential_header == "Authorization"
+
+
+def test_no_product_module_imports_the_origin_module():
+    # Feeds without an origin never load it: only a team's module that declares one does.
+    product = ROOT / "layers" / "common" / "offload"
+    importers = set()
+    for path in product.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+            if "offload.feeds.origin" in names:
+                importers.add(path.relative_to(product).as_posix())
+    assert importers == set()
