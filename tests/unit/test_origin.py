@@ -391,3 +391,11 @@ def test_no_product_module_imports_the_origin_module():
             if "offload.feeds.origin" in names:
                 importers.add(path.relative_to(product).as_posix())
     assert importers == set()
+
+
+def test_the_docs_declare_the_feed_the_demo_declares():
+    # The page's sample is the demo's own declaration, which these tests run.
+    page = (ROOT / "docs" / "origin-feeds.md").read_text()
+    sample = page.split("```python\n", 1)[1].split("```", 1)[0]
+    demo = ROOT / "examples" / "demo" / "offload_demo" / "origin_feeds.py"
+    assert sample.strip() and sample in demo.read_text()
