@@ -62,6 +62,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/collection_writes.py
 	$(BIN)/python bench/cost.py
 	$(BIN)/python bench/edge.py
+	$(BIN)/python bench/origin.py
 	@$(MAKE) --no-print-directory build && $(BIN)/python bench/coldstart.py
 
 # sam build needs the runtime's interpreter (python3.13) on PATH to build the layer;

@@ -45,10 +45,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=not args.no_seed,
             parameters=dict(args.parameter_overrides),
             template=args.template,
+            origin_port=args.origin_port,
         )
     except ValueError as exc:
         print(f"offload-local: {exc}", file=sys.stderr)
         return 2
+    except PortInUse as exc:  # the origin binds when the stack is made
+        print(f"offload-local: {exc}", file=sys.stderr)
+        return 1
     try:
         stack.start()
         _rehearse_outages(stack)
@@ -141,6 +145,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-edge", action="store_true", help="serve the API only")
     parser.add_argument(
+        "--origin-port",
+        type=int,
+        default=int(os.environ.get("ORIGIN_PORT") or 0),
+        help="the demo origin (the API origin feeds fetch from) on 127.0.0.1 (default: "
+        "$ORIGIN_PORT or a free one); unused when OriginBaseUrl is given",
+    )
+    parser.add_argument(
         "--parameter-overrides",
         nargs="*",
         type=_parameter,
@@ -187,6 +198,11 @@ def banner(stack: LocalStack, env_file: Path) -> str:
         ),
         f"  {stack.api_url}  the API (as API Gateway)",
         f"  {stack.emulator.endpoint_url}  the AWS emulator (moto)",
+        *(
+            [f"  {stack.origin.url}  the demo origin (what origin-backed feeds fetch)"]
+            if stack.origin is not None
+            else []
+        ),
         f"  table {stack.environment['TABLE_NAME']}, bucket {stack.environment['BUCKET_NAME']}",
         "",
         "Demo API keys (local only):",
@@ -215,6 +231,8 @@ def curl_examples(api: str, functions: Iterable[Function] = ()) -> list[str]:
         f"curl -sSL -o /dev/null -D - '{api}/feeds/catalog.json?key={feeds}'",
         f"curl -X POST -H 'X-Api-Key: {admin}' -H 'Content-Type: application/json'"
         f""" -d '{{"feed": "catalog"}}' {api}/invalidations""",
+        f"curl -L -H 'X-Api-Key: {feeds}' '{api}/feeds/price-list.csv?currency=usd'"
+        " -o price-list.csv",
     ]
     if "GET /users/{user_id}/matches/index" in routes:
         lines.append(f"curl -L {api}/users/42/matches/index")

@@ -15,6 +15,7 @@ from offload_local.emulator import Emulator
 from offload_local.gateway import Gateway, GatewayRequestHandler
 from offload_local.invocations import AsyncInvoker, LambdaApi
 from offload_local.lambdas import Containers
+from offload_local.origin import CREDENTIAL_PARAMETER, TOKEN, OriginServer
 from offload_local.s3events import Notifications
 from offload_local.servers import Server
 from offload_local.template import TEMPLATE_PATH, Stack, load
@@ -57,8 +58,10 @@ class LocalStack:
     edge_port: int | None = None
     template: Path = TEMPLATE_PATH
     seed: bool = True
-    # Template parameters, as `sam deploy --parameter-overrides` gives them.
+    # Template parameters, as `sam deploy --parameter-overrides` gives them. Without
+    # OriginBaseUrl the stack starts its own origin (on `origin_port`, 0: a free one).
     parameters: dict[str, str] = field(default_factory=dict)
+    origin_port: int = 0
     stack: Stack = field(init=False)
     environment: dict[str, str] = field(init=False, default_factory=dict)
 
@@ -67,6 +70,15 @@ class LocalStack:
         unknown = sorted(set(self.parameters) - set(template.get("Parameters", {})))
         if unknown:
             raise ValueError(f"the template has no parameter {', '.join(unknown)}")
+        self.origin: OriginServer | None = None
+        given_origin = bool(self.parameters.get("OriginBaseUrl"))
+        if not given_origin:
+            # Bound now, so its URL is the parameter the functions' environment is made from.
+            self.origin = OriginServer(self.origin_port)
+            self.parameters["OriginBaseUrl"] = self.origin.url
+        credential = ("OriginCredentialParameter", "OriginCredentialSecret")
+        if not any(self.parameters.get(name) for name in credential):
+            self.parameters["OriginCredentialParameter"] = CREDENTIAL_PARAMETER
         self.stack = Stack(template, parameters=dict(self.parameters))
         functions = self.stack.functions()
         self._functions = functions
@@ -123,6 +135,13 @@ class LocalStack:
         os.environ.update(self.environment)
         self.emulator.start()
         self.emulator.create_resources(boto3.Session(region_name=self.stack.region))
+        if self.parameters.get("OriginCredentialParameter") == CREDENTIAL_PARAMETER:
+            boto3.client("ssm", region_name=self.stack.region).put_parameter(
+                Name=CREDENTIAL_PARAMETER, Value=TOKEN, Type="SecureString", Overwrite=True
+            )
+        if self.origin is not None:
+            self.origin.start()
+            self.environment["OFFLOAD_ORIGIN_URL"] = self.origin.url
         if self.seed:
             seed_demo_data()
         self._api.start()
@@ -153,6 +172,9 @@ class LocalStack:
         for server in self._servers[1:]:
             server.stop()
         self._servers.clear()
+        if self.origin is not None:
+            self.origin.stop()
+            self.origin = None
 
     def _environment(self) -> dict[str, str]:
         """What the functions and any AWS tool need to use this stack."""
@@ -187,6 +209,7 @@ class LocalStack:
             "OFFLOAD_API_URL",
             "OFFLOAD_EDGE_URL",
             "OFFLOAD_EDGE_NAME",
+            "OFFLOAD_ORIGIN_URL",
         )
         # The `offload` command the banner suggests lives beside the interpreter serving this.
         scripts = shlex.quote(sysconfig.get_path("scripts"))

@@ -8,6 +8,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 from offload_local.__main__ import curl_examples
+from offload_local.origin import price_list
 from tests.support import STACK
 from tests.support.clients import client_environment, require
 from tests.support.stack import RunningStack
@@ -37,5 +38,7 @@ def test_printed_curl_lines_work(local_stack: RunningStack, tmp_path: Path):
     headers = outputs[2]
     assert "cache-status: offload; " in headers.lower() and "HTTP/1.1 200" in headers
     assert json.loads(outputs[3])["invalidated"] == {"feed": "catalog", "soft": False}
-    for line, output in zip(lines[4:], outputs[4:], strict=True):
+    # The demo key's client `demo`, in dollars, as the stack's origin made it.
+    assert (tmp_path / "price-list.csv").read_bytes() == price_list("demo", "usd")
+    for line, output in zip(lines[5:], outputs[5:], strict=True):
         assert json.loads(output), line  # collections: a JSON document

@@ -157,7 +157,7 @@ def test_ctrl_c_stops_everything(tmp_path: Path):
     assert process.returncode == 0, errors
     assert "Traceback" not in errors
     urls = [values["OFFLOAD_API_URL"], values["AWS_ENDPOINT_URL"]]
-    urls += [values["OFFLOAD_EDGE_URL"]] if "OFFLOAD_EDGE_URL" in values else []
+    urls += [values[name] for name in ("OFFLOAD_EDGE_URL", "OFFLOAD_ORIGIN_URL") if name in values]
     for url in urls:
         port = urlsplit(url).port
         assert port is not None

@@ -15,6 +15,7 @@ from aws_lambda_powertools.metrics.provider.cold_start import reset_cold_start_f
 from offload import usage
 from offload.config import get_settings
 from offload.feeds.generation import OBJECT_PREFIX, Generation
+from offload.feeds.origin import origin_client
 from offload.feeds.outcome import CACHE_STATUS_NAME
 from offload.observability import metrics
 from offload.runtime import get_runtime
@@ -58,6 +59,7 @@ def reset_container_state() -> None:
     """Forget what a warm container would remember between tests."""
     get_settings.cache_clear()
     get_runtime.cache_clear()
+    origin_client.cache_clear()
     metrics.clear_metrics()
     reset_cold_start_flag()
     usage.PENDING.clear()

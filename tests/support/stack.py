@@ -27,11 +27,13 @@ import requests
 from offload import auth
 from offload.feeds.outcome import Outcome
 from offload.runtime import get_runtime
+from offload_local.origin import TOKEN
 from offload_local.stack import DEMO_KEYS
 from tests.support import ROOT, STACK, cache_status, reset_container_state
+from tests.support.origin import ScriptedOrigin
 
-# Every API key a run used, which the stack's whole log must never contain.
-USED_KEYS: set[str] = {demo.key for demo in DEMO_KEYS}
+# Every API key a run used, and the origin's credential: the stack's log holds none of them.
+USED_KEYS: set[str] = {demo.key for demo in DEMO_KEYS} | {TOKEN}
 
 
 STARTUP_SECONDS = 90
@@ -84,8 +86,11 @@ def read_env_file(path: Path) -> dict[str, str]:
     return environment
 
 
-def start_stack(directory: Path) -> tuple[subprocess.Popen[bytes], RunningStack]:
-    """Start `python -m offload_local` on free ports; wait until it has written its env file."""
+def start_stack(
+    directory: Path, origin: ScriptedOrigin
+) -> tuple[subprocess.Popen[bytes], RunningStack]:
+    """Start `python -m offload_local` on free ports, its origin feeds fetching from `origin`;
+    wait until it has written its env file."""
     env_file, log = directory / "local.env", directory / "stack.log"
     environment = {
         **{name: value for name, value in os.environ.items() if name != "PORT"},
@@ -106,6 +111,7 @@ def start_stack(directory: Path) -> tuple[subprocess.Popen[bytes], RunningStack]
                 str(env_file),
                 "--parameter-overrides",
                 *(f"{name}={value}" for name, value in TTLS.items()),
+                f"OriginBaseUrl={origin.url}",
             ],
             cwd=ROOT,
             env=environment,
@@ -186,6 +192,8 @@ class _Shared:
 
     process: subprocess.Popen[bytes] | None = None
     stack: RunningStack | None = None
+    # The origin the stack's origin feeds fetch from: the demo's, scripted per client by tests.
+    origin: ScriptedOrigin | None = None
     users = 0
 
 
@@ -193,7 +201,11 @@ class _Shared:
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     """The running local stack (API base URL, emulator environment)."""
     if _Shared.users == 0:
-        _Shared.process, _Shared.stack = start_stack(tmp_path_factory.mktemp("local-stack"))
+        _Shared.origin = ScriptedOrigin()
+        _Shared.origin.start()
+        _Shared.process, _Shared.stack = start_stack(
+            tmp_path_factory.mktemp("local-stack"), _Shared.origin
+        )
     _Shared.users += 1
     assert _Shared.stack is not None
     try:
@@ -202,8 +214,18 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSta
         _Shared.users -= 1
         if _Shared.users == 0 and _Shared.process is not None:
             stop_stack(_Shared.process)
+            if _Shared.origin is not None:
+                _Shared.origin.stop()
+                _Shared.origin = None
             if _Shared.stack is not None:
                 assert_no_key_logged(_Shared.stack.log, USED_KEYS)
+
+
+@pytest.fixture
+def stack_origin(local_stack: RunningStack) -> ScriptedOrigin:
+    """The origin the running stack's origin feeds fetch from; tests script it per client."""
+    assert _Shared.origin is not None
+    return _Shared.origin
 
 
 @pytest.fixture

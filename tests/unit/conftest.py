@@ -19,8 +19,11 @@ from offload.config import (
     CLOUDFRONT_DOMAIN_PARAMETER,
     CLOUDFRONT_KEY_ID,
     CLOUDFRONT_PRIVATE_KEY_PARAMETER,
+    ORIGIN_BASE_URL,
 )
+from offload.feeds import origin as origin_module
 from offload.feeds.catalog import product_records, seed_products
+from offload.feeds.origin import OriginClient
 from offload.runtime import Runtime, get_runtime
 from offload_local.isolation import serialise_dynamodb
 from offload_local.lambdas import Containers, LocalContext, load_handler
@@ -37,6 +40,7 @@ from tests.support import (
     stored_generations,
 )
 from tests.support.feeds import CloudFront, Probe, probe_feed
+from tests.support.origin import BASE_URL, CSV, Answer, FakeOrigin
 
 FUNCTIONS = {function.logical_id: function for function in STACK.functions()}
 _clients = itertools.count(1)
@@ -219,3 +223,23 @@ def cloudfront(aws: None, monkeypatch: pytest.MonkeyPatch) -> CloudFront:
     reset_container_state()
     get_runtime()
     return signing
+
+
+@pytest.fixture
+def origin(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOrigin]:
+    """The fake origin behind ORIGIN_BASE_URL, for containers started from here on."""
+    fake = FakeOrigin(answers=[Answer(body=CSV, headers={"ETag": '"v1"'})])
+    monkeypatch.setenv(ORIGIN_BASE_URL, BASE_URL)
+    reset_container_state()
+    get_runtime()
+    clients: list[OriginClient] = []
+
+    def container_client() -> OriginClient:
+        if not clients:  # one per container, as origin_client's cache keeps it
+            clients.append(OriginClient(get_runtime().settings, pools=fake))
+        return clients[0]
+
+    monkeypatch.setattr(origin_module, "origin_client", container_client)
+    yield fake
+    if fake.gate is not None:
+        fake.gate.set()

@@ -17,13 +17,25 @@ import botocore.client
 import pytest
 
 from offload import storage
+from offload.config import ORIGIN_CREDENTIAL_PARAMETER
 from offload.feeds import Feed
 from offload.feeds.background import BackgroundJob, LambdaLauncher
 from offload.feeds.cachekey import FeedRequest
 from offload.feeds.generation import Generation
 from offload.models import CacheEntry
-from tests.support import BUCKET_NAME, STACK, Api, match, s3_event, stored_generations
+from offload_local.template import Stack
+from offload_local.translate import translated
+from tests.support import (
+    BUCKET_NAME,
+    STACK,
+    Api,
+    match,
+    reset_container_state,
+    s3_event,
+    stored_generations,
+)
 from tests.support.feeds import Probe, age_entries, probe_feed
+from tests.support.origin import prices_feed
 
 TRANSACT_ACTIONS = {
     "Put": "PutItem",
@@ -122,6 +134,71 @@ def test_feeds_function_policy_covers_its_calls(
     served("/feeds/probe.json", query="colour=red", key=key)  # invalid, still counted
     assert needed(made) <= allowed_actions("FeedsFunction")
     assert {"dynamodb:Query", "s3:PutObject", "dynamodb:BatchGetItem"} <= needed(made)
+
+
+def test_feeds_function_policy_covers_fetching_an_origin_feed(
+    call_feed, make_key, origin, calls, monkeypatch
+):
+    boto3.client("ssm").put_parameter(
+        Name="/offload-test/origin-credential", Value="Bearer t", Type="SecureString"
+    )
+    monkeypatch.setenv(ORIGIN_CREDENTIAL_PARAMETER, "/offload-test/origin-credential")
+    reset_container_state()
+    key, _ = make_key()
+    calls.clear()
+    with prices_feed():
+        call_feed("/feeds/prices.csv", key=key)  # the credential from SSM, then the upload
+    assert {"ssm:GetParameter", "s3:PutObject"} <= needed(calls)
+    assert needed(calls) <= allowed_actions("FeedsFunction")
+
+
+CREDENTIAL_ACTIONS = {"ssm:GetParameter", "ssm:GetParameters", "secretsmanager:GetSecretValue"}
+SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:offload-prod/origin-AbCdEf"
+
+
+def credential_grants(parameters: dict[str, str]) -> dict[str, list[tuple[str, Any]]]:
+    """Per IAM role of the transformed template deployed with `parameters`, each statement
+    that lets it read an SSM parameter or a secret: (action, resource)."""
+    template = translated()
+    stack = Stack(template, parameters=parameters)
+    grants: dict[str, list[tuple[str, Any]]] = {}
+    for logical_id in stack.resources("AWS::IAM::Role"):
+        for policy in stack.resolve(template["Resources"][logical_id]["Properties"]).get(
+            "Policies", []
+        ):
+            for statement in policy["PolicyDocument"]["Statement"]:
+                actions = statement["Action"]
+                for action in [actions] if isinstance(actions, str) else actions:
+                    if action in CREDENTIAL_ACTIONS:
+                        grants.setdefault(logical_id, []).append((action, statement["Resource"]))
+    return grants
+
+
+@pytest.mark.parametrize(
+    ("parameters", "grant"),
+    [
+        (
+            {"OriginCredentialParameter": "/offload-prod/origin-credential"},
+            (
+                "ssm:GetParameter",
+                "arn:aws:ssm:us-east-1:123456789012:parameter/offload-prod/origin-credential",
+            ),
+        ),
+        ({"OriginCredentialSecret": SECRET_ARN}, ("secretsmanager:GetSecretValue", SECRET_ARN)),
+    ],
+    ids=["ssm", "secrets-manager"],
+)
+def test_only_the_fetching_functions_may_read_the_origin_credential_and_only_it(
+    parameters: dict[str, str], grant: tuple[str, str]
+):
+    # WHEN the stack is deployed with the credential named
+    grants = credential_grants({"OriginBaseUrl": "https://api.example.com", **parameters})
+    # THEN exactly the feeds and generator functions may read exactly that one credential
+    assert grants == {"FeedsFunctionRole": [grant], "FeedGeneratorFunctionRole": [grant]}
+
+
+def test_without_an_origin_credential_no_function_may_read_one():
+    assert credential_grants({"OriginBaseUrl": "https://api.example.com"}) == {}
 
 
 def test_feeds_function_policy_covers_cloudfront_signing(

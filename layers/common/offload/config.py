@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, get_type_hints
@@ -35,6 +36,10 @@ INVALIDATION_SHARDS = "INVALIDATION_SHARDS"
 GENERATOR_FUNCTION_NAME = "GENERATOR_FUNCTION_NAME"
 USAGE_RETENTION_DAYS = "USAGE_RETENTION_DAYS"
 EVENT_BUS_NAME = "EVENT_BUS_NAME"
+ORIGIN_BASE_URL = "ORIGIN_BASE_URL"
+ORIGIN_CREDENTIAL_HEADER = "ORIGIN_CREDENTIAL_HEADER"
+ORIGIN_CREDENTIAL_PARAMETER = "ORIGIN_CREDENTIAL_PARAMETER"
+ORIGIN_CREDENTIAL_SECRET = "ORIGIN_CREDENTIAL_SECRET"
 
 # A synchronous Lambda response is at most 6 MB, headers and JSON envelope included.
 LAMBDA_RESPONSE_LIMIT = 6 * 1024 * 1024
@@ -63,6 +68,15 @@ def at_least(low: float, high: float | None = None) -> Check:
 
 POSITIVE = Check(lambda value: value > 0, "must be positive")
 NOT_NEGATIVE = at_least(0)
+HTTP_URL = Check(
+    lambda value: re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value) is not None,
+    "must be an http:// or https:// URL without query or fragment",
+)
+# An HTTP header name (RFC 9110's token).
+TOKEN = Check(
+    lambda value: re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", value) is not None,
+    "must be an HTTP header name",
+)
 
 
 def setting(variable: str, default: Any = MISSING, check: Check | None = None) -> Any:
@@ -118,6 +132,13 @@ class Settings:
     usage_retention_days: int = setting(USAGE_RETENTION_DAYS, 90, POSITIVE)
     # Where a background generation announces that it ended (EventBridge, name or ARN).
     event_bus_name: str = setting(EVENT_BUS_NAME, "default")
+    # Where origin-backed feeds fetch from: the team's API in this environment.
+    origin_base_url: str | None = setting(ORIGIN_BASE_URL, None, HTTP_URL)
+    # The origin's credential, one header value, read once per container from an SSM
+    # SecureString or a Secrets Manager secret (at most one of them); never logged.
+    origin_credential_header: str = setting(ORIGIN_CREDENTIAL_HEADER, "Authorization", TOKEN)
+    origin_credential_parameter: str | None = setting(ORIGIN_CREDENTIAL_PARAMETER, None)
+    origin_credential_secret: str | None = setting(ORIGIN_CREDENTIAL_SECRET, None)
 
     @property
     def signs_with_cloudfront(self) -> bool:
@@ -144,6 +165,12 @@ class Settings:
                 f"CloudFront signing needs {CLOUDFRONT_KEY_ID}, "
                 f"{CLOUDFRONT_PRIVATE_KEY_PARAMETER} and {CLOUDFRONT_DOMAIN_PARAMETER} "
                 f"(or {CLOUDFRONT_DOMAIN}) together"
+            )
+
+        if self.origin_credential_parameter and self.origin_credential_secret:
+            raise ConfigurationError(
+                f"the origin's credential comes from {ORIGIN_CREDENTIAL_PARAMETER} or "
+                f"{ORIGIN_CREDENTIAL_SECRET}, not both"
             )
 
     @classmethod

@@ -8,8 +8,17 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from pynamodb.exceptions import UpdateError
+
 from offload.errors import DependencyUnavailable
-from offload.models import CacheEntry, Invalidation, dynamodb_client, item_key, table_name
+from offload.models import (
+    CacheEntry,
+    Invalidation,
+    condition_failed,
+    dynamodb_client,
+    item_key,
+    table_name,
+)
 from offload.scopes import Scope
 
 # The times a coverage read needs, by their stored names.
@@ -99,6 +108,25 @@ def judge(
     generated_at = float(entry.generated_at)
     if generated_at <= coverage.hard_at:
         return State.UNUSABLE
-    if generated_at <= coverage.soft_at or now - generated_at >= max_age:
+    # A renewal (the source said "not modified") restarts the age, never the invalidations.
+    aged_from = max(generated_at, float(entry.renewed_at or 0))
+    if generated_at <= coverage.soft_at or now - aged_from >= max_age:
         return State.STALE
     return State.FRESH
+
+
+def renew_entry(cache_id: str, object_key: str, *, at: float) -> bool:
+    """Count the entry's file as fresh from `at`, if the entry still names `object_key`;
+    True when it did. Never moves a renewal back."""
+    entry = CacheEntry(CacheEntry.key_for(cache_id), CacheEntry.SORT)
+    try:
+        entry.update(
+            actions=[CacheEntry.renewed_at.set(at)],
+            condition=(CacheEntry.object_key == object_key)
+            & (CacheEntry.renewed_at.does_not_exist() | (CacheEntry.renewed_at < at)),
+        )
+    except UpdateError as exc:
+        if not condition_failed(exc):
+            raise
+        return False
+    return True

@@ -79,6 +79,12 @@ class CacheEntry(TableModel):
     generated_at = NumberAttribute()
     content_type = UnicodeAttribute()
     size = NumberAttribute()
+    # When a conditional rebuild last heard that the file is still right (its source
+    # answered 304): its age counts from then; invalidations still compare generated_at.
+    renewed_at = NumberAttribute(null=True)
+    # What the file's source said identifies it, sent back on a conditional rebuild.
+    source_etag = UnicodeAttribute(null=True)
+    source_last_modified = UnicodeAttribute(null=True)
 
     @staticmethod
     def key_for(cache_id: str) -> str:

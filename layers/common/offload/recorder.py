@@ -44,6 +44,8 @@ def record_created(s3: Any, bucket: str, key: str) -> Recorded:
         generated_at=generation.started_at,
         content_type=stored.content_type,
         size=stored.size,
+        source_etag=stored.metadata.get(storage.SOURCE_ETAG),
+        source_last_modified=stored.metadata.get(storage.SOURCE_LAST_MODIFIED),
     )
     outcome = Recorded.ADVANCED
     try:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 import gzip
 import io
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from boto3.exceptions import S3UploadFailedError
@@ -23,6 +24,11 @@ GZIP_LEVEL = 6
 MULTIPART_THRESHOLD = 6 * 1024 * 1024
 PART_SIZE = 8 * 1024 * 1024
 PARTS_AT_ONCE = 4
+# User metadata the recorder copies into the cache entry: the file's source validators.
+SOURCE_ETAG = "source-etag"
+SOURCE_LAST_MODIFIED = "source-last-modified"
+# S3 allows 2 KB of user metadata per object, names included; a validator needs far less.
+METADATA_VALUE_LIMIT = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +38,8 @@ class StoredObject:
     key: str
     size: int
     content_type: str
+    # The object's user metadata (x-amz-meta-*), names lower-case.
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 def object_exists(s3: Any, bucket: str, key: str) -> bool:
@@ -51,6 +59,7 @@ def head(s3: Any, bucket: str, key: str) -> StoredObject | None:
         key=key,
         size=int(response.get("ContentLength", 0)),
         content_type=response.get("ContentType", "application/octet-stream"),
+        metadata={name.lower(): value for name, value in response.get("Metadata", {}).items()},
     )
 
 
@@ -86,23 +95,35 @@ def upload(
     *,
     content_type: str,
     shared: bool = False,
+    metadata: Mapping[str, str] | None = None,
 ) -> None:
     """Store one generation, gzip-encoded copy first: its keys are new, so nothing is ever
-    overwritten, and once the plain object's event records it, its copy is there too."""
-    common = {
+    overwritten, and once the plain object's event records it, its copy is there too.
+
+    `metadata` goes with it as user metadata (the recorder reads it into the cache entry);
+    a value S3 cannot carry (not printable ASCII) is left out.
+    """
+    common: dict[str, Any] = {
         "Bucket": bucket,
         "ContentType": content_type,
         # Also what a CDN serves the file with; S3 presigned URLs say it again (signing).
         "ContentDisposition": Download.of(generation, content_type).disposition,
         "CacheControl": SHARED_CACHE_CONTROL if shared else PRIVATE_CACHE_CONTROL,
     }
+    if carried := {name: value for name, value in (metadata or {}).items() if _carries(value)}:
+        common["Metadata"] = carried
     # mtime=0: the same bytes always compress to the same copy.
     encoded = gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
     _put(s3, generation.gzip_key, encoded, {**common, "ContentEncoding": "gzip"})
     _put(s3, generation.object_key, data, common)
 
 
-def _put(s3: Any, key: str, data: bytes, arguments: dict[str, str]) -> None:
+def _carries(value: str) -> bool:
+    """Whether S3 user metadata keeps `value` as is: printable ASCII, within its 2 KB."""
+    return len(value) <= METADATA_VALUE_LIMIT and all(" " <= char <= "~" for char in value)
+
+
+def _put(s3: Any, key: str, data: bytes, arguments: dict[str, Any]) -> None:
     """One PutObject, or a multipart upload (parts in parallel) above Lambda's 6 MB."""
     extra = {name: value for name, value in arguments.items() if name != "Bucket"}
     try:

@@ -35,7 +35,7 @@ from offload.feeds.base import lease_seconds
 from offload.feeds.cachekey import FeedRequest
 from offload.feeds.events import Ended, GenerationEnded, publish
 from offload.feeds.generation import Generation
-from offload.feeds.generator import generate
+from offload.feeds.generator import generate_file, source_metadata
 from offload.feeds.registry import FeedRegistry
 from offload.observability import logger, metrics
 from offload.runtime import Runtime, client_config
@@ -162,14 +162,15 @@ def run(
         generation_id=generation.id,
     )
     try:
-        data = generate(request)
+        generated = generate_file(request)
         storage.upload(
             runtime.s3,
             bucket,
             generation,
-            data,
+            generated.data,
             content_type=request.content_type,
             shared=request.feed.shared,
+            metadata=source_metadata(generated),
         )
     except Exception as exc:
         known = isinstance(exc, OffloadError) and type(exc).__name__ in FAILURES
@@ -186,7 +187,7 @@ def run(
         outcome=Ended.STORED,
         duration_ms=_ms(started),
         object_key=generation.object_key,
-        size=len(data),
+        size=len(generated.data),
     )
     _announce(runtime, stored)
     return Finished.STORED

@@ -29,6 +29,30 @@ class Parameter:
 
 
 @dataclass(frozen=True, slots=True)
+class Validators:
+    """What a feed's source said identifies the file it gave (HTTP's ETag, Last-Modified)."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.etag or self.last_modified)
+
+
+@dataclass(frozen=True, slots=True)
+class Generated:
+    """A generator's file with its source's validators, for a later conditional rebuild."""
+
+    data: bytes
+    validators: Validators = Validators()
+
+
+@dataclass(frozen=True, slots=True)
+class Unchanged:
+    """The source says the current file is still right (an HTTP 304): renew it, store nothing."""
+
+
+@dataclass(frozen=True, slots=True)
 class GenerationRequest:
     """What a generator is asked to build."""
 
@@ -37,6 +61,14 @@ class GenerationRequest:
     # Who asked; for a shared feed, SHARED_OWNER: the file must not depend on the client.
     client_id: str
     params: Mapping[str, str]
+    # The current file's validators when it is only old (no invalidation covers it): a
+    # generator may answer Unchanged if its source says nothing changed since.
+    previous: Validators | None = None
+
+
+# What a generator returns: the whole file, the file with validators, or Unchanged (only
+# when asked with `previous`).
+Generator = Callable[[GenerationRequest], bytes | Generated | Unchanged]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +77,7 @@ class Feed:
 
     name: str
     formats: Mapping[str, str]
-    generate: Callable[[GenerationRequest], bytes]
+    generate: Generator
     parameters: tuple[Parameter, ...] = ()
     max_age_seconds: int = 3600
     # The file is the same for every client: one generation serves them all (the key and

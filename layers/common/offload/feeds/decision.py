@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from offload.feeds.base import Feed
+from offload.feeds.base import Feed, Validators
 from offload.freshness import Coverage, State, judge
 from offload.models import CacheEntry
 
@@ -20,10 +20,13 @@ class Hit:
 @dataclass(frozen=True, slots=True)
 class Rebuild:
     """Generate anew. `stale` may answer meanwhile or on failure; `seen` is the object the
-    entry named when read, so a newer one recorded since is noticed before generating."""
+    entry named when read, so a newer one recorded since is noticed before generating.
+    `previous`: the stale file's source validators, when only its age made it stale, so
+    the source may be asked whether it changed."""
 
     stale: str | None = None
     seen: str | None = None
+    previous: Validators | None = None
 
 
 Decision = Hit | Rebuild
@@ -38,4 +41,13 @@ def decide(
     state = judge(entry, exists=exists, coverage=coverage, max_age=feed.max_age_seconds, now=now)
     if state is State.FRESH:
         return Hit(entry.object_key, int(entry.size))
-    return Rebuild(stale=entry.object_key if state is State.STALE else None, seen=entry.object_key)
+    if state is not State.STALE:
+        return Rebuild(seen=entry.object_key)
+    # After an invalidation the source is asked afresh: it may not know what changed.
+    validators = Validators(entry.source_etag, entry.source_last_modified)
+    only_old = float(entry.generated_at) > coverage.latest
+    return Rebuild(
+        stale=entry.object_key,
+        seen=entry.object_key,
+        previous=validators if only_old and validators else None,
+    )

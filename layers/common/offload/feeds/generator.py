@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from offload import storage
 from offload.errors import GenerationFailed, GenerationTimedOut, OffloadError
-from offload.feeds.base import GenerationRequest
+from offload.feeds.base import Generated, GenerationRequest, Generator, Unchanged, Validators
 from offload.feeds.cachekey import FeedRequest
 from offload.observability import logger, metrics
 
 
-def generate(request: FeedRequest) -> bytes:
-    """The whole file for `request`; GenerationTimedOut or GenerationFailed otherwise."""
+def generate(request: FeedRequest, previous: Validators | None = None) -> Generated | Unchanged:
+    """The whole file for `request`, or Unchanged when the source says the file `previous`
+    describes is still right; GenerationTimedOut or GenerationFailed otherwise."""
     feed = request.feed
     started = time.perf_counter()
     job = GenerationRequest(
@@ -25,9 +26,10 @@ def generate(request: FeedRequest) -> bytes:
         format=request.format,
         client_id=request.owner,
         params=dict(request.params),
+        previous=previous or None,
     )
     try:
-        data = _run_with_timeout(feed.generate, job, feed.generation_timeout_seconds)
+        result = _run_with_timeout(feed.generate, job, feed.generation_timeout_seconds)
     except FutureTimeout as exc:
         _failed()
         raise GenerationTimedOut(
@@ -40,12 +42,32 @@ def generate(request: FeedRequest) -> bytes:
         _failed()
         logger.exception("generator failed", extra={"feed": feed.name})
         raise GenerationFailed(f"feed {feed.name!r} could not be generated") from exc
+    if isinstance(result, Unchanged) and job.previous is None:
+        # Nothing to renew: a generator may say so only when asked with validators.
+        raise GenerationFailed(f"feed {feed.name!r} answered unchanged to an unconditional build")
     metrics.add_metric(
         name="GenerationTime",
         unit=MetricUnit.Milliseconds,
         value=(time.perf_counter() - started) * 1000,
     )
-    return data
+    return Generated(result) if isinstance(result, bytes) else result
+
+
+def generate_file(request: FeedRequest) -> Generated:
+    """The whole file for `request`, built unconditionally."""
+    result = generate(request)
+    assert isinstance(result, Generated), "an unconditional build never answers unchanged"
+    return result
+
+
+def source_metadata(generated: Generated) -> dict[str, str]:
+    """The validators to store with the file, as the recorder reads them back."""
+    validators = generated.validators
+    named = {
+        storage.SOURCE_ETAG: validators.etag,
+        storage.SOURCE_LAST_MODIFIED: validators.last_modified,
+    }
+    return {name: value for name, value in named.items() if value}
 
 
 def _failed() -> None:
@@ -54,10 +76,10 @@ def _failed() -> None:
 
 
 def _run_with_timeout(
-    fn: Callable[[GenerationRequest], bytes], job: GenerationRequest, timeout: float
-) -> bytes:
+    fn: Generator, job: GenerationRequest, timeout: float
+) -> bytes | Generated | Unchanged:
     """Run a generator in its own thread so a slow one can be abandoned at the deadline."""
-    result: Future[bytes] = Future()
+    result: Future[bytes | Generated | Unchanged] = Future()
 
     def target() -> None:
         try:

@@ -22,6 +22,8 @@ class Outcome(StrEnum):
     STALE = "hit; fwd=stale"
     # The rebuild failed; an older file answers (stale-if-error).
     STALE_ON_ERROR = "hit; fwd=stale; detail=error"
+    # The file was old; its source answered 304 to a conditional request: it is renewed.
+    REVALIDATED = "fwd=stale; fwd-status=304"
     # The file is being generated in the background and nothing may answer meanwhile.
     PENDING = "fwd=miss; detail=pending"
 

@@ -10,11 +10,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from offload import freshness, locks, storage
 from offload.feeds.background import BackgroundJob, Launch, failure_of
-from offload.feeds.base import lease_seconds
+from offload.feeds.base import Generated, Unchanged, lease_seconds
 from offload.feeds.cachekey import FeedRequest
 from offload.feeds.decision import Hit, Rebuild, decide
 from offload.feeds.generation import Generation
-from offload.feeds.generator import generate
+from offload.feeds.generator import generate, generate_file, source_metadata
 from offload.feeds.outcome import Outcome, Served
 from offload.observability import logger, metrics
 from offload.runtime import Runtime
@@ -73,7 +73,7 @@ class Rebuilder:
                 return Served(Outcome.HIT, recorded)
             if request.feed.in_background:
                 return self._start_in_background(BackgroundJob(request, generation), plan.stale)
-            return self._generate_as_owner(request, generation, plan.stale, inline)
+            return self._generate_as_owner(request, generation, plan, inline)
         if request.feed.in_background:
             return self._await_background(taken.lease, plan.stale)
         if plan.stale:
@@ -84,11 +84,11 @@ class Rebuilder:
             return Served(Outcome.COLLAPSED, holder.object_key)
         # The owner is slow: answer from a private generation rather than not at all.
         logger.info("lock wait ran out; generating without the lock")
-        data = generate(request)
-        if inline and len(data) <= self._settings.inline_limit_bytes:
+        generated = generate_file(request)
+        if inline and len(generated.data) <= self._settings.inline_limit_bytes:
             metrics.add_metric(name="Misses", unit=MetricUnit.Count, value=1)
-            return Served(Outcome.PRIVATE, body=data)
-        return self._store(request, generation, data, inline)
+            return Served(Outcome.PRIVATE, body=generated.data)
+        return self._store(request, generation, generated, inline)
 
     def _recorded_since(
         self, request: FeedRequest, coverage: freshness.Coverage, seen: str | None
@@ -145,10 +145,15 @@ class Rebuilder:
             logger.warning("could not release the rebuild lock", exc_info=True)
 
     def _generate_as_owner(
-        self, request: FeedRequest, generation: Generation, stale: str | None, inline: bool
+        self, request: FeedRequest, generation: Generation, plan: Rebuild, inline: bool
     ) -> Served:
+        stale = plan.stale
         try:
-            return self._store(request, generation, generate(request), inline)
+            result = generate(request, plan.previous)
+            if isinstance(result, Unchanged) and stale is not None:
+                return self._renew(request, generation, stale)
+            assert isinstance(result, Generated), "unchanged only with a stale file to renew"
+            return self._store(request, generation, result, inline)
         except Exception:
             # The recorder releases the lock once the upload lands; on failure, we do.
             self._release(generation)
@@ -158,9 +163,18 @@ class Rebuilder:
                 return Served(Outcome.STALE_ON_ERROR, stale)
             raise
 
+    def _renew(self, request: FeedRequest, generation: Generation, current: str) -> Served:
+        """The source said the current file is still right: its age starts again from when
+        we asked, no copy is stored, and the lock (no upload will release it) is ours to free."""
+        freshness.renew_entry(request.cache_id, current, at=generation.started_at)
+        self._release(generation)
+        metrics.add_metric(name="Revalidations", unit=MetricUnit.Count, value=1)
+        return Served(Outcome.REVALIDATED, current)
+
     def _store(
-        self, request: FeedRequest, generation: Generation, data: bytes, inline: bool
+        self, request: FeedRequest, generation: Generation, generated: Generated, inline: bool
     ) -> Served:
+        data = generated.data
         storage.upload(
             self._runtime.s3,
             self._bucket,
@@ -168,6 +182,7 @@ class Rebuilder:
             data,
             content_type=request.content_type,
             shared=request.feed.shared,
+            metadata=source_metadata(generated),
         )
         metrics.add_metric(name="Misses", unit=MetricUnit.Count, value=1)
         small = inline and len(data) <= self._settings.inline_limit_bytes

@@ -214,7 +214,7 @@ class FeedService:
         )
         answer = replace(answer, etag=etag)
         held = (generation.etag, generation.gzip_etag)
-        if served.outcome is Outcome.HIT and any(
+        if served.outcome in (Outcome.HIT, Outcome.REVALIDATED) and any(
             matches_any(delivery.if_none_match, tag) for tag in held
         ):
             return replace(answer, not_modified=True)
