@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from offload_local.template import Stack
+from offload_local.template import Stack, load
 from offload_local.translate import translated
 
 PUBLIC_KEY = "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0B\n-----END PUBLIC KEY-----"
@@ -46,3 +46,53 @@ def test_named_stores_are_kept_on_delete_but_not_after_a_failed_create(kind: str
     for logical_id, resource in stores.items():
         assert resource["DeletionPolicy"] == "RetainExceptOnCreate", logical_id
         assert resource["UpdateReplacePolicy"] == "Retain", logical_id
+
+
+def bucket_notifications(stack: Stack) -> list[dict[str, Any]]:
+    """The Lambda notifications of the stack's bucket, resolved."""
+    [bucket] = resources(stack, "AWS::S3::Bucket")
+    configuration = properties(stack, bucket)["NotificationConfiguration"]
+    return list(configuration["LambdaConfigurations"])
+
+
+def test_the_recorder_hears_of_expired_files_as_of_removed_ones():
+    # The lifecycle rule's expiries are LifecycleExpiration:Delete, never ObjectRemoved:*:
+    # without it an expired file's entry lingers until a request's HEAD finds it gone.
+    stack = deployment()
+    recorder = stack.resource_name("RecorderFunction")
+    targets = {
+        (n["Event"], n["Filter"]["S3Key"]["Rules"][0]["Value"])
+        for n in bucket_notifications(stack)
+        if recorder in n["Function"]
+    }
+    assert ("s3:LifecycleExpiration:Delete", "files/") in targets
+    assert {"s3:ObjectCreated:*", "s3:ObjectRemoved:*"} <= {event for event, _ in targets}
+    # The rule it follows expires exactly what the recorder hears of.
+    [bucket] = resources(stack, "AWS::S3::Bucket")
+    rules = properties(stack, bucket)["LifecycleConfiguration"]["Rules"]
+    assert {r["Prefix"] for r in rules if "ExpirationInDays" in r} == {"files/"}
+    # The local stack delivers it too: its recorder subscribes to what the bucket sends.
+    [local] = [f for f in Stack(load()).functions() if f.logical_id == "RecorderFunction"]
+    assert any(
+        n.matches(stack.resource_name("FeedsBucket"), "LifecycleExpiration:Delete", "files/x")
+        for n in local.notifications
+    )
+
+
+def test_only_the_stack_s_bucket_may_invoke_the_recorder():
+    stack = deployment()
+    bucket_arn = f"arn:aws:s3:::{stack.resource_name('FeedsBucket')}"
+    from_s3 = {
+        logical_id: properties(stack, logical_id)
+        for logical_id in resources(stack, "AWS::Lambda::Permission")
+        if properties(stack, logical_id)["Principal"] == "s3.amazonaws.com"
+    }
+    assert from_s3
+    for logical_id, permission in from_s3.items():
+        # SourceAccount alone lets any bucket in the account invoke the function.
+        assert permission.get("SourceArn") == bucket_arn, logical_id
+        assert permission["SourceAccount"] == stack.account_id, logical_id
+    # S3 checks the permission when the notifications are set: the bucket waits for it.
+    [bucket] = resources(stack, "AWS::S3::Bucket")
+    depends_on = stack.template["Resources"][bucket].get("DependsOn", [])
+    assert set(from_s3) <= set([depends_on] if isinstance(depends_on, str) else depends_on)
