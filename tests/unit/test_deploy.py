@@ -8,11 +8,12 @@ with the local stack's resolver, so what is checked is what CloudFormation would
 from __future__ import annotations
 
 import functools
+import json
 from typing import Any
 
 import pytest
 
-from offload_local.template import Stack, load
+from offload_local.template import NO_VALUE, Stack, load
 from offload_local.translate import translated
 
 PUBLIC_KEY = "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0B\n-----END PUBLIC KEY-----"
@@ -33,7 +34,9 @@ def resources(stack: Stack, kind: str) -> dict[str, dict[str, Any]]:
 
 
 def properties(stack: Stack, logical_id: str) -> dict[str, Any]:
-    return stack.resolve(stack.template["Resources"][logical_id].get("Properties", {}))
+    """A resource's properties resolved, those that resolve to AWS::NoValue left out."""
+    resolved = stack.resolve(stack.template["Resources"][logical_id].get("Properties", {}))
+    return {name: value for name, value in resolved.items() if value is not NO_VALUE}
 
 
 @pytest.mark.parametrize("kind", ["AWS::DynamoDB::Table", "AWS::S3::Bucket"])
@@ -96,3 +99,55 @@ def test_only_the_stack_s_bucket_may_invoke_the_recorder():
     [bucket] = resources(stack, "AWS::S3::Bucket")
     depends_on = stack.template["Resources"][bucket].get("DependsOn", [])
     assert set(from_s3) <= set([depends_on] if isinstance(depends_on, str) else depends_on)
+
+
+def log_group_of(stack: Stack, arn_or_name: str) -> dict[str, Any]:
+    """The log group resource an ARN or a name refers to."""
+    for logical_id in resources(stack, "AWS::Logs::LogGroup"):
+        arn = stack.resolve({"Fn::GetAtt": [logical_id, "Arn"]})
+        if arn_or_name in (stack.resource_name(logical_id), arn):
+            return properties(stack, logical_id)
+    raise AssertionError(f"no log group {arn_or_name} in the template")
+
+
+def test_every_function_logs_to_a_group_that_expires():
+    # Lambda's own /aws/lambda/* groups keep logs forever.
+    stack = deployment(LogRetentionDays="14")
+    functions = resources(stack, "AWS::Lambda::Function")
+    assert functions
+    for logical_id in functions:
+        group = properties(stack, logical_id)["LoggingConfig"]["LogGroup"]
+        assert log_group_of(stack, group)["RetentionInDays"] == "14", logical_id
+
+
+def test_the_api_logs_every_request_429s_and_integration_errors_included():
+    stack = deployment(LogRetentionDays="90")
+    [stage] = resources(stack, "AWS::ApiGatewayV2::Stage")
+    settings = properties(stack, stage)["AccessLogSettings"]
+    assert log_group_of(stack, settings["DestinationArn"])["RetentionInDays"] == "90"
+    fields = json.loads(settings["Format"])
+    for variable in (
+        "$context.requestId",
+        "$context.routeKey",
+        "$context.status",
+        "$context.integrationErrorMessage",
+        "$context.error.message",
+        "$context.responseLatency",
+    ):
+        assert variable in fields.values(), variable
+
+
+def test_the_generator_s_concurrency_is_capped_when_a_reservation_is_named():
+    capped = deployment(GeneratorReservedConcurrency="5")
+    generator = capped.resource_name("FeedGeneratorFunction")
+    [logical_id] = [
+        f
+        for f in resources(capped, "AWS::Lambda::Function")
+        if properties(capped, f).get("FunctionName") == generator
+    ]
+    assert properties(capped, logical_id)["ReservedConcurrentExecutions"] == "5"
+    # The default reserves nothing: a new account (a quota of 10) must keep 10 unreserved.
+    assert "ReservedConcurrentExecutions" not in properties(deployment(), logical_id)
+    # Only the generator is capped; the API functions share what is left.
+    for other in set(resources(capped, "AWS::Lambda::Function")) - {logical_id}:
+        assert "ReservedConcurrentExecutions" not in properties(capped, other), other
