@@ -7,8 +7,10 @@ with the local stack's resolver, so what is checked is what CloudFormation would
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import json
+import re
 from typing import Any
 
 import pytest
@@ -151,3 +153,62 @@ def test_the_generator_s_concurrency_is_capped_when_a_reservation_is_named():
     # Only the generator is capped; the API functions share what is left.
     for other in set(resources(capped, "AWS::Lambda::Function")) - {logical_id}:
         assert "ReservedConcurrentExecutions" not in properties(capped, other), other
+
+
+# Managed CloudFront policies, by the IDs AWS documents.
+CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
+ALL_VIEWER_EXCEPT_HOST_HEADER = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
+# API Gateway waits at most this long for an integration (HTTP API quota, not adjustable).
+API_GATEWAY_INTEGRATION_TIMEOUT = 30
+SIGNING = {"CdnPublicKey": PUBLIC_KEY, "CloudFrontPrivateKeyParameter": "/offload-test/cf-key"}
+
+
+def distribution(stack: Stack) -> dict[str, Any]:
+    [logical_id] = resources(stack, "AWS::CloudFront::Distribution")
+    return dict(properties(stack, logical_id)["DistributionConfig"])
+
+
+def behaviour_for(stack: Stack, path: str) -> dict[str, Any]:
+    """The cache behaviour CloudFront picks for a path: the first pattern that matches."""
+    config = distribution(stack)
+    for behaviour in config.get("CacheBehaviors", []):
+        # CloudFront's patterns: `*` any characters, `/` included; `?` one character.
+        if fnmatch.fnmatchcase(path, behaviour["PathPattern"]):
+            return dict(behaviour)
+    return dict(config["DefaultCacheBehavior"])
+
+
+def api_routes() -> list[tuple[str, str]]:
+    """Each HttpApi route of the template as (method, a path that matches it)."""
+    return [
+        (route.method, re.sub(r"\{[^}]+\}", "x1", route.path))
+        for function in Stack(load()).functions()
+        for route in function.routes
+    ]
+
+
+@pytest.mark.parametrize("parameters", [{}, SIGNING], ids=["api-only", "signing"])
+def test_cloudfront_never_times_out_a_request_the_api_is_still_serving(parameters):
+    stack = deployment(**parameters)
+    [api] = [o for o in distribution(stack)["Origins"] if o["Id"] == "api"]
+    # A response timeout makes CloudFront send the request again, up to ConnectionAttempts
+    # times: each a function run and a count against the client's limit.
+    read_timeout = int(api["CustomOriginConfig"].get("OriginReadTimeout", 30))
+    longest = max(f.timeout for f in Stack(load()).functions() if f.routes)
+    assert read_timeout > max(longest, API_GATEWAY_INTEGRATION_TIMEOUT)
+    assert read_timeout <= 60  # CloudFront's limit without a quota increase
+
+
+@pytest.mark.parametrize("parameters", [{}, SIGNING], ids=["api-only", "signing"])
+def test_every_write_route_reaches_the_api_uncached_with_its_authorization(parameters):
+    stack = deployment(**parameters)
+    writes = [(m, p) for m, p in api_routes() if m not in ("GET", "HEAD", "OPTIONS")]
+    assert writes
+    for method, path in writes:
+        behaviour = behaviour_for(stack, path)
+        assert method in behaviour["AllowedMethods"], path
+        assert behaviour["TargetOriginId"] == "api", path
+        # With caching on, CloudFront forwards Authorization only as part of the cache key;
+        # caching disabled and all viewer headers, a Bearer key reaches the origin.
+        assert behaviour["CachePolicyId"] == CACHING_DISABLED, path
+        assert behaviour["OriginRequestPolicyId"] == ALL_VIEWER_EXCEPT_HOST_HEADER, path
