@@ -212,3 +212,49 @@ def test_every_write_route_reaches_the_api_uncached_with_its_authorization(param
         # caching disabled and all viewer headers, a Bearer key reaches the origin.
         assert behaviour["CachePolicyId"] == CACHING_DISABLED, path
         assert behaviour["OriginRequestPolicyId"] == ALL_VIEWER_EXCEPT_HOST_HEADER, path
+
+
+def public_key(stack: Stack) -> dict[str, Any]:
+    [logical_id] = resources(stack, "AWS::CloudFront::PublicKey")
+    return dict(properties(stack, logical_id)["PublicKeyConfig"])
+
+
+def test_a_new_signing_key_does_not_collide_with_the_one_it_replaces():
+    # CloudFront refuses to change a key's EncodedKey in place, so a new key is a new resource
+    # created while the old one still exists: Name and CallerReference must differ.
+    old = public_key(deployment(**SIGNING, CdnPublicKeyVersion="1"))
+    new = public_key(deployment(**SIGNING, CdnPublicKeyVersion="2"))
+    assert old["Name"] != new["Name"]
+    assert old["CallerReference"] != new["CallerReference"]
+    assert len(new["Name"]) <= 128  # CloudFront's limit for a key's name
+
+
+def test_the_public_key_pem_can_come_from_ssm():
+    # `sam deploy --guided` takes one line per answer; a PEM has several.
+    stack = deployment(
+        CdnPublicKeyParameter="/offload-test/cf-public-key",
+        CloudFrontPrivateKeyParameter="/offload-test/cf-key",
+    )
+    assert stack.condition("SignWithCloudFront")
+    assert public_key(stack)["EncodedKey"] == "{{resolve:ssm:/offload-test/cf-public-key}}"
+    # A literal PEM still works, and neither means no signing.
+    assert public_key(deployment(**SIGNING))["EncodedKey"] == PUBLIC_KEY
+    assert not deployment(CloudFrontPrivateKeyParameter="/x").condition("SignWithCloudFront")
+
+
+def test_functions_learn_the_cdn_domain_only_once_it_serves_files():
+    # The functions sign CloudFront URLs only once they find the domain parameter: it must
+    # not exist before the distribution (with its /files/* behaviour) and the bucket policy
+    # that lets it read are in place, or new containers hand out links that fail.
+    signing = deployment(**SIGNING)
+    [parameter] = [
+        logical_id
+        for logical_id in resources(signing, "AWS::SSM::Parameter")
+        if properties(signing, logical_id)["Name"].endswith("/cdn-domain")
+    ]
+    resource = signing.template["Resources"][parameter]
+    assert resource["Properties"]["Value"] == {"Fn::GetAtt": ["Distribution", "DomainName"]}
+    depends_on = resource.get("DependsOn", [])
+    assert "FeedsBucketPolicy" in ([depends_on] if isinstance(depends_on, str) else depends_on)
+    # Without signing it does not exist at all, so switching signing on creates it afresh.
+    assert not resources(deployment(), "AWS::SSM::Parameter")
