@@ -11,11 +11,14 @@ import fnmatch
 import functools
 import json
 import re
+import subprocess
+import tomllib
 from typing import Any
 
 import pytest
+import yaml
 
-from offload_local.template import NO_VALUE, Stack, load
+from offload_local.template import NO_VALUE, ROOT, Stack, load
 from offload_local.translate import translated
 
 PUBLIC_KEY = "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0B\n-----END PUBLIC KEY-----"
@@ -258,3 +261,129 @@ def test_functions_learn_the_cdn_domain_only_once_it_serves_files():
     assert "FeedsBucketPolicy" in ([depends_on] if isinstance(depends_on, str) else depends_on)
     # Without signing it does not exist at all, so switching signing on creates it afresh.
     assert not resources(deployment(), "AWS::SSM::Parameter")
+
+
+WORKFLOW = ROOT / ".github" / "workflows" / "deploy.yml"
+BOOTSTRAP = ROOT / "deploy" / "bootstrap.yaml"
+
+
+def check_stack_name(**variables: str) -> subprocess.CompletedProcess[str]:
+    arguments = [f"{name}={value}" for name, value in variables.items()]
+    return subprocess.run(
+        ["make", "--no-print-directory", "-s", "check-stack-name", *arguments],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_the_longest_stack_name_the_check_allows_still_makes_a_valid_bucket_name():
+    bucket = Stack(load(), stack_name="a" * 44).resource_name("FeedsBucket")
+    assert len(bucket) == 63  # S3's limit, with a 12-digit account id
+    assert check_stack_name(STACK_NAME="a" * 44).returncode == 0
+    assert check_stack_name(STACK_NAME="a" * 45).returncode != 0
+
+
+@pytest.mark.parametrize("name", ["Offload-Prod", "offload_prod", "1offload", "xn--offload"])
+def test_a_stack_name_that_makes_an_invalid_bucket_name_is_refused(name: str):
+    checked = check_stack_name(STACK_NAME=name)
+    assert checked.returncode != 0
+    assert "bucket name" in checked.stdout
+
+
+def test_every_configured_environment_has_a_valid_stack_name():
+    environments = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    deployed = [
+        name
+        for name, section in environments.items()
+        if isinstance(section, dict) and "deploy" in section
+    ]
+    assert set(deployed) >= {"dev", "staging", "prod"}
+    for environment in deployed:
+        assert check_stack_name(ENV=environment).returncode == 0, environment
+
+
+def workflow() -> dict[str, Any]:
+    loaded = yaml.safe_load(WORKFLOW.read_text())
+    # YAML 1.1 reads the key `on` as true.
+    loaded["on"] = loaded.pop(True, loaded.get("on"))
+    return dict(loaded)
+
+
+def permissions(flow: dict[str, Any], job: str) -> dict[str, str]:
+    """A job's token permissions: its own, or the workflow's."""
+    return dict(flow["jobs"][job].get("permissions", flow.get("permissions", {})))
+
+
+def test_only_the_deploy_job_can_mint_an_aws_token():
+    flow = workflow()
+    for name in flow["jobs"]:
+        granted = permissions(flow, name).get("id-token")
+        assert granted == ("write" if name == "deploy" else None), name
+
+
+def test_pull_requests_run_the_tests_and_only_main_deploys():
+    flow = workflow()
+    assert "pull_request" in flow["on"]
+    deploy = flow["jobs"]["deploy"]
+    assert deploy["needs"] == "test"
+    condition = deploy["if"]
+    assert "github.ref == 'refs/heads/main'" in condition
+    assert "github.event_name != 'pull_request'" in condition
+    # workflow_dispatch runs from any branch: the `if` is what stops it there.
+    assert "workflow_dispatch" in flow["on"]
+
+
+def test_each_deploy_runs_in_its_environment_after_the_stack_name_check():
+    flow = workflow()
+    deploy = flow["jobs"]["deploy"]
+    # The environment's protection rules are prod's confirmation, and its name is the OIDC
+    # subject the role trusts.
+    assert "inputs.environment" in deploy["environment"]
+    choices = flow["on"]["workflow_dispatch"]["inputs"]["environment"]["options"]
+    assert set(choices) == {"dev", "staging", "prod"}
+    commands = [step.get("run", "") for step in deploy["steps"]]
+    [check] = [i for i, run in enumerate(commands) if "make check-stack-name" in run]
+    [deploying] = [i for i, run in enumerate(commands) if run.startswith("sam deploy")]
+    assert check < deploying
+
+
+def bootstrap(**parameters: str) -> Stack:
+    return Stack(
+        load(BOOTSTRAP),
+        parameters={"GitHubOwner": "acme", "GitHubRepository": "offload", **parameters},
+    )
+
+
+def test_the_bootstrap_template_is_valid_cloudformation():
+    from cfnlint.api import ManualArgs, lint
+
+    matches = lint(BOOTSTRAP.read_text(), config=ManualArgs(regions=["us-east-1"]))
+    assert [str(m) for m in matches] == []
+
+
+def test_each_environment_s_role_trusts_that_github_environment_only():
+    stack = bootstrap()
+    trusted: dict[str, str] = {}
+    for logical_id in resources(stack, "AWS::IAM::Role"):
+        [statement] = properties(stack, logical_id)["AssumeRolePolicyDocument"]["Statement"]
+        assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+        equals = statement["Condition"]["StringEquals"]
+        assert equals["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"
+        subject = equals["token.actions.githubusercontent.com:sub"]
+        trusted[subject.rpartition(":")[2]] = subject
+    # A job with `environment:` presents this subject, never refs/heads/main.
+    choices = workflow()["on"]["workflow_dispatch"]["inputs"]["environment"]["options"]
+    assert trusted == {env: f"repo:acme/offload:environment:{env}" for env in choices}
+
+
+def test_no_deploy_role_can_change_its_own_permissions():
+    stack = bootstrap()
+    for logical_id in resources(stack, "AWS::IAM::Role"):
+        role = properties(stack, logical_id)
+        arn = f"arn:aws:iam::{stack.account_id}:role/{role['RoleName']}"
+        for policy in role.get("Policies", []):
+            for statement in policy["PolicyDocument"]["Statement"]:
+                if any(action.startswith("iam:") for action in statement["Action"]):
+                    assert not fnmatch.fnmatchcase(arn, statement["Resource"]), logical_id
