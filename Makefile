@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: run test check scan unit bench build clean
+.PHONY: run test check scan unit bench build clean check-stack-name
 # checkov pins its own AWS SDK, so it gets a virtualenv of its own.
 SCANNER ?= checkov==3.3.30
 SCAN_VENV ?= .venv-scan
@@ -77,6 +77,23 @@ build: $(BIN)/.installed
 	  exit 1; \
 	fi; \
 	$(BIN)/sam build
+
+# A stack name CloudFormation takes may still make an invalid bucket name: the bucket is
+# <stack>-feeds-<12-digit account id>, and S3 allows 63 characters, lowercase letters, digits
+# and hyphens, beginning with a letter or digit and not with xn--, sthree- or amzn-s3-demo-.
+# So at most 44 characters, lowercase. Checks samconfig.toml's stack name for ENV, or
+# STACK_NAME: make check-stack-name ENV=prod; make check-stack-name STACK_NAME=offload-acme
+ENV ?= dev
+STACK_NAME ?= $(shell $(PYTHON) -c 'import sys, tomllib; print(tomllib.load(open("samconfig.toml", "rb"))[sys.argv[1]]["deploy"]["parameters"]["stack_name"])' '$(ENV)' 2>/dev/null)
+check-stack-name:
+	@name='$(STACK_NAME)'; \
+	if [ -z "$$name" ]; then echo "make check-stack-name: no stack name for '$(ENV)' in samconfig.toml"; exit 1; fi; \
+	case "$$name" in xn--*|sthree-*|amzn-s3-demo-*) bad=prefix;; esac; \
+	if [ -n "$${bad:-}" ] || ! printf '%s' "$$name" | grep -Eqx '[a-z][a-z0-9-]{0,43}'; then \
+	  echo "make check-stack-name: '$$name' makes an invalid bucket name ($$name-feeds-<account>):"; \
+	  echo "  use at most 44 lowercase letters, digits and hyphens, starting with a letter."; \
+	  exit 1; \
+	fi
 
 clean:
 	rm -rf .aws-sam .pytest_cache .ruff_cache .offload/scan

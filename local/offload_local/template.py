@@ -169,6 +169,7 @@ class Stack:
                     kinds = [kinds] if isinstance(kinds, str) else kinds
                     s3_events.extend(kinds)
                     notifications.append(self._notification(event_name, event["Properties"]))
+            notifications.extend(self._bucket_notifications(logical_id))
             invoke_config = properties.get("EventInvokeConfig", {})
             on_failure = invoke_config.get("DestinationConfig", {}).get("OnFailure", {})
             found.append(
@@ -211,6 +212,29 @@ class Stack:
             prefix=rules.get("prefix", ""),
             suffix=rules.get("suffix", ""),
         )
+
+    def _bucket_notifications(self, logical_id: str) -> list[S3Notification]:
+        """What the buckets' own NotificationConfiguration sends to function `logical_id`.
+
+        CloudFormation gives these configurations no id (S3 makes one up); locally each is
+        named by its event type, e.g. `ObjectCreated` for `s3:ObjectCreated:*`.
+        """
+        found = []
+        for bucket_id, bucket in self.resources("AWS::S3::Bucket").items():
+            configuration = bucket.get("Properties", {}).get("NotificationConfiguration", {})
+            for target in configuration.get("LambdaConfigurations", []):
+                function = target["Function"]
+                if function not in ({"Fn::GetAtt": [logical_id, "Arn"]}, {"Ref": logical_id}):
+                    continue
+                event = target["Event"]
+                name = event.removeprefix("s3:").removesuffix(":*")
+                found.append(
+                    self._notification(
+                        name,
+                        {"Bucket": {"Ref": bucket_id}, "Events": event, **target},
+                    )
+                )
+        return found
 
     def throttling(self) -> tuple[float, int] | None:
         """The HttpApi's default route throttling (rate per second, burst), if declared."""

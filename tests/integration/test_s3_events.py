@@ -190,7 +190,11 @@ def test_events_reach_the_template_s_event_sources_in_order(emulated):
         ("ObjectCreated:Put", "files/c.json"),
         ("ObjectRemoved:Delete", "files/a.json"),
     ]
-    assert [r["s3"]["configurationId"] for r in records] == ["Uploaded", "Uploaded", "Removed"]
+    assert [r["s3"]["configurationId"] for r in records] == [
+        "ObjectCreated",
+        "ObjectCreated",
+        "ObjectRemoved",
+    ]
     assert "size" not in records[2]["s3"]["object"]
 
 

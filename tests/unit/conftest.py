@@ -205,7 +205,7 @@ def api(handler, load_event, make_key) -> Api:
 def cloudfront(aws: None, monkeypatch: pytest.MonkeyPatch) -> CloudFront:
     """Containers started from here on sign CloudFront URLs, reading SSM as in AWS."""
     private_key, pem = rsa_private_key()
-    # Unique names: Powertools caches parameter values by name across tests.
+    # Unique names keep the tests apart.
     prefix = f"/offload-test-{uuid.uuid4().hex[:8]}"
     signing = CloudFront(
         key_id="K2JCJMDEHXQW5F",

@@ -99,7 +99,7 @@ def test_the_default_behaviour_caches_only_what_the_origin_marks_cacheable(cdn: 
     assert (policy["MinTTL"], policy["DefaultTTL"]) == (0, 0)
     assert policy["MaxTTL"] >= 31_536_000  # immutable snapshots keep their year
     assert policy["QueryStringsConfig"] == {"QueryStringBehavior": "none"}
-    # POST /matches and POST /invalidations pass through; only GET and HEAD are cached.
+    # Every method passes through; only GET and HEAD are cached.
     assert "POST" in default["AllowedMethods"]
     assert sorted(default["CachedMethods"]) == ["GET", "HEAD"]
 

@@ -75,6 +75,20 @@ def test_removed_event_drops_the_entry_that_points_at_the_object(handler):
         current_entry()
 
 
+def test_lifecycle_expiry_drops_the_entry_as_a_removal_does(handler):
+    # GIVEN an entry whose object the lifecycle rule expires
+    key = put_generation(1_800_000_000.0)
+    recorder = handler("RecorderFunction")
+    recorder(s3_event("ObjectCreated:Put", key))
+    boto3.client("s3").delete_object(Bucket=BUCKET_NAME, Key=key)
+    # WHEN S3 reports the expiry, under its own event name
+    recorded = recorder(s3_event("LifecycleExpiration:Delete", key))
+    # THEN the entry is gone, so the next request regenerates without a HEAD that says 404
+    assert recorded == {"recorded": ["dropped"]}
+    with pytest.raises(CacheEntry.DoesNotExist):
+        current_entry()
+
+
 def test_removal_of_an_old_generation_leaves_the_entry(handler):
     older = put_generation(1_800_000_000.0)
     newer = put_generation(1_800_000_100.0)

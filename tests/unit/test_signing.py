@@ -6,16 +6,27 @@ import base64
 import json
 import time
 from http import HTTPStatus
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.retries.standard import ExponentialBackoff
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from moto.core.botocore_stubber import MockRawResponse
 
 from offload.config import ConfigurationError, Settings
-from offload.runtime import get_runtime
-from offload.signing import CloudFrontMaterial, CloudFrontUrlSigner, S3UrlSigner, build_signer
+from offload.runtime import SSM_ATTEMPTS, get_runtime
+from offload.signing import (
+    RECHECK_SECONDS,
+    CloudFrontMaterial,
+    CloudFrontUrlSigner,
+    S3UrlSigner,
+    build_signer,
+    load_cloudfront_material,
+)
 from tests.support import BUCKET_NAME, reset_container_state, rsa_private_key
 from tests.support.feeds import CloudFront
 
@@ -152,5 +163,108 @@ def test_cloudfront_is_chosen_when_configured(runtime, domain_source):
         cloudfront_private_key_parameter="/offload/cloudfront-key",
         **domain_source,
     )
-    assert isinstance(build_signer(settings, runtime.s3, "b"), CloudFrontUrlSigner)
-    assert isinstance(build_signer(runtime.settings, runtime.s3, "b"), S3UrlSigner)
+    ssm = lambda: runtime.ssm  # noqa: E731
+    assert isinstance(build_signer(settings, runtime.s3, "b", ssm), CloudFrontUrlSigner)
+    assert isinstance(build_signer(runtime.settings, runtime.s3, "b", ssm), S3UrlSigner)
+
+
+class ThrottledSsm:
+    """The container's next `times` GetParameters calls are throttled, as SSM answers past its
+    shared 40 a second; `calls` logs each attempt."""
+
+    def __init__(self, times: int) -> None:
+        self.times = times
+        self.calls: list[str] = []
+        get_runtime().ssm.meta.events.register_first("before-send.ssm.GetParameters", self)
+
+    def __call__(self, request: Any, **_: Any) -> AWSResponse | None:
+        self.calls.append("throttled" if len(self.calls) < self.times else "answered")
+        if self.calls[-1] == "answered":
+            return None  # moto answers
+        body = json.dumps({"__type": "ThrottlingException", "message": "Rate exceeded"})
+        headers = {"Content-Type": "application/x-amz-json-1.1"}
+        return AWSResponse(request.url, 400, headers, MockRawResponse(body.encode()))
+
+
+@pytest.fixture
+def throttled_ssm(monkeypatch: pytest.MonkeyPatch) -> type[ThrottledSsm]:
+    """Makes ThrottledSsm; botocore's backoff takes no time meanwhile."""
+    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0)
+    return ThrottledSsm
+
+
+def test_a_throttled_key_read_is_retried_with_backoff(cloudfront: CloudFront, throttled_ssm):
+    ssm = throttled_ssm(2)
+    url = get_runtime().signer.sign("files/a.json")
+    assert urlsplit(url).netloc == cloudfront.domain
+    assert ssm.calls == ["throttled", "throttled", "answered"]
+
+
+def test_a_key_read_still_throttled_is_a_503_with_retry_after(
+    cloudfront: CloudFront, throttled_ssm, call_feed, make_key, probe, deliver_s3_events
+):
+    # GIVEN a stored file, and SSM throttling every attempt the container makes
+    key, _ = make_key()
+    call_feed("/feeds/probe.json", key=key)
+    deliver_s3_events()
+    ssm = throttled_ssm(99)
+    # WHEN the file is asked for
+    response = call_feed("/feeds/probe.json", key=key)
+    # THEN the client is told to come back, as for any dependency that failed
+    assert response["statusCode"] == HTTPStatus.SERVICE_UNAVAILABLE
+    assert int(response["headers"]["Retry-After"]) > 0
+    assert response["headers"]["Content-Type"] == "application/problem+json"
+    assert len(ssm.calls) == SSM_ATTEMPTS
+    # AND the next request, once SSM answers, signs: a failed read is not kept
+    ssm.times = 0
+    after = call_feed("/feeds/probe.json", key=key)
+    assert after["statusCode"] == HTTPStatus.TEMPORARY_REDIRECT
+    assert urlsplit(after["headers"]["Location"]).netloc == cloudfront.domain
+
+
+def test_files_stay_s3_presigned_until_the_stack_publishes_the_cdn_domain(
+    cloudfront: CloudFront,
+    monkeypatch: pytest.MonkeyPatch,
+    call_feed,
+    make_key,
+    probe,
+    deliver_s3_events,
+):
+    # GIVEN a stack update that turned signing on, still updating the distribution: the
+    # domain parameter is written only once the distribution serves /files/
+    ssm = boto3.client("ssm")
+    ssm.delete_parameter(Name=cloudfront.domain_parameter)
+    monkeypatch.setattr("offload.signing.RECHECK_SECONDS", 0.0)  # see the next test
+    key, _ = make_key()
+    call_feed("/feeds/probe.json", key=key)
+    deliver_s3_events()
+    # WHEN a client asks, THEN its link is the bucket's own
+    before = call_feed("/feeds/probe.json", key=key)["headers"]["Location"]
+    assert "X-Amz-Signature" in before and cloudfront.domain not in before
+    # WHEN the update has finished and the container looks again
+    ssm.put_parameter(Name=cloudfront.domain_parameter, Value=cloudfront.domain, Type="String")
+    after = call_feed("/feeds/probe.json", key=key)["headers"]["Location"]
+    # THEN links go through the distribution, signed by the stack's key
+    assert urlsplit(after).netloc == cloudfront.domain
+    assert_signed_by(cloudfront.private_key, after)
+
+
+def test_a_missing_domain_is_looked_for_again_only_after_a_while(cloudfront: CloudFront):
+    boto3.client("ssm").delete_parameter(Name=cloudfront.domain_parameter)
+    now = [1000.0]
+    runtime = get_runtime()
+    reads: list[int] = []
+
+    def load() -> CloudFrontMaterial | None:
+        reads.append(1)
+        return load_cloudfront_material(runtime.settings, runtime.ssm)
+
+    signer = CloudFrontUrlSigner(
+        cloudfront.key_id, load, 60, S3UrlSigner(runtime.s3, BUCKET_NAME, 60), lambda: now[0]
+    )
+    for _ in range(5):
+        assert "X-Amz-Signature" in signer.sign("files/a.json")
+    assert len(reads) == 1  # SSM's shared throughput is not spent on every request
+    now[0] += RECHECK_SECONDS
+    signer.sign("files/a.json")
+    assert len(reads) == 2

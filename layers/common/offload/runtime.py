@@ -16,6 +16,13 @@ from offload.config import Settings, get_settings
 from offload.models import bind_models, dynamodb_client
 from offload.signing import UrlSigner, build_signer
 
+# SSM's default throughput is 40 GetParameters a second, shared by every caller in the account
+# and region: a deploy or a fast scale-out of cold containers is throttled. Four attempts
+# with the standard mode's jittered exponential backoff (at most 1 + 2 + 4 s of waiting)
+# ride out a burst within API Gateway's 30 s (AWS Systems Manager User Guide, "Changing
+# Parameter Store throughput"; AWS re:Post Knowledge Center, "ThrottlingException ... Rate
+# exceeded" with Parameter Store).
+SSM_ATTEMPTS = 4
 # Enough for the hit path's parallel round (rate counter, entry, invalidations, HEAD)
 # plus lock waiters polling in the same container.
 POOL_WORKERS = 8
@@ -72,12 +79,22 @@ class Runtime:
         return dynamodb_client()
 
     @property
+    def ssm(self) -> Any:
+        """The signing key's reader, with more patience for throttling than the others."""
+        retries = Config(retries={"mode": "standard", "total_max_attempts": SSM_ATTEMPTS})
+        return self._lazy.get(
+            "ssm", lambda: boto3.client("ssm", config=client_config(self.settings).merge(retries))
+        )
+
+    @property
     def signer(self) -> UrlSigner | None:
         """Only with a bucket to sign for (the feeds function)."""
         bucket = self.settings.bucket_name
         if bucket is None:
             return None
-        return self._lazy.get("signer", lambda: build_signer(self.settings, self.s3, bucket))
+        return self._lazy.get(
+            "signer", lambda: build_signer(self.settings, self.s3, bucket, lambda: self.ssm)
+        )
 
 
 def client_config(settings: Settings, **extra: Any) -> Config:
