@@ -146,9 +146,7 @@ class Api:
         event.pop("queryStringParameters", None)
         if params := query_parameters(query):
             event["queryStringParameters"] = params
-        event["pathParameters"] = {
-            "user_id" if path.startswith("/users/") else "match_id": path.split("/")[2]
-        }
+        event["pathParameters"] = path_parameters(path)
         event["headers"].update(headers or {})
         return self.invoke(event)
 
@@ -191,6 +189,13 @@ class Api:
             if "next" not in document:
                 return ids
             response = self.page(document["next"])
+
+
+def path_parameters(path: str) -> dict[str, str]:
+    """The collections routes' path parameters of `path`, as API Gateway fills them."""
+    names = ("resource", "resource_id", "collection", None, "page")
+    segments = path.split("?", 1)[0].strip("/").split("/")
+    return {name: value for name, value in zip(names, segments, strict=False) if name}
 
 
 def match(match_id: str, *players: str, finished_at: str = "2026-11-21T18:04:00Z", **extra) -> dict:
