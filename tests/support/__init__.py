@@ -164,8 +164,17 @@ class Api:
     def match(self, match_id: str, headers: dict | None = None) -> dict:
         return self.get("match_request", f"/matches/{match_id}", "", headers)
 
-    def record(self, body: Any, key: str | None = "admin", headers: dict | None = None) -> dict:
+    def record(
+        self,
+        body: Any,
+        key: str | None = "admin",
+        headers: dict | None = None,
+        path: str = "/matches",
+    ) -> dict:
+        """POST `body` to a collection's recording route (`/matches`, `/releases`)."""
         event = self.load_event("match_record")
+        event["rawPath"] = event["requestContext"]["http"]["path"] = path
+        event["pathParameters"] = path_parameters(path)
         event["headers"].pop("x-api-key", None)
         if key is not None:
             event["headers"]["x-api-key"] = self.admin_key if key == "admin" else key
