@@ -194,8 +194,9 @@ def curl_examples(api: str, functions: Iterable[Function] = ()) -> list[str]:
         f"curl -X POST -H 'X-Api-Key: {admin}' -H 'Content-Type: application/json'"
         f""" -d '{{"feed": "catalog"}}' {api}/invalidations""",
     ]
-    if "GET /users/{user_id}/matches/index" in routes:
+    if "GET /{resource}/{resource_id}/{collection}/index" in routes:
         lines.append(f"curl -L {api}/users/42/matches/index")
+        lines.append(f"curl -L {api}/repos/offload/releases/index")
     return lines
 
 
