@@ -15,7 +15,7 @@ from offload.collections.store import PAGE_SIZE, CollectionStore, Entry
 from offload.config import get_settings
 from offload.runtime import Runtime
 from offload_demo.releases import DEMO_REPOS, DRAFT_RELEASE, RELEASES, seed_releases
-from tests.support import Api, problem_of
+from tests.support import ROOT, Api, problem_of
 
 POINTER = "public, max-age=5, stale-while-revalidate=30"
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -81,6 +81,13 @@ def test_releases_is_declared_not_coded():
     )
     assert RELEASES.ids_field == "release_ids"
     assert RELEASES.of("offload").path == "repos/offload/releases"
+
+
+def test_the_documented_declaration_is_the_demos():
+    # docs/collections.md shows the declaration; it must be the code that runs
+    page = (ROOT / "docs" / "collections.md").read_text()
+    shown = page.split("```python\n", 1)[1].split("```", 1)[0]
+    assert shown in (ROOT / "examples/demo/offload_demo/releases.py").read_text()
 
 
 def test_pointer_redirect_snapshot_and_304s(api):
