@@ -315,3 +315,10 @@ def test_seeded_demo_releases_are_listed_and_the_draft_is_not(api):
         assert len(ids) == 4 and ids == sorted(ids, reverse=True)
         assert DRAFT_RELEASE not in ids
     assert_cacheable(entity(api, DRAFT_RELEASE), HTTPStatus.OK, UNFINISHED)
+
+
+def test_the_release_record_event_invokes_the_handler(handler, load_event, demo_keys):
+    # events/release_record.json, as `sam local invoke CollectionsFunction -e` sends it
+    response = handler("CollectionsFunction")(load_event("release_record"))
+    assert response["statusCode"] == HTTPStatus.CREATED, response["body"]
+    assert response["headers"]["Location"] == "/releases/r-2001"
