@@ -12,7 +12,7 @@ from typing import Any
 from offload.errors import InvalidRequest, NotFound
 from offload.registry import Registry
 
-# User and entity ids: one URL path segment, no dots, no encoding surprises, bounded.
+# Owner and entity ids: one URL path segment, no dots, no encoding surprises, bounded.
 ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
 # A version is milliseconds since the Unix epoch as a decimal string, strictly greater than
