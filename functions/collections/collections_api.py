@@ -1,4 +1,4 @@
-"""Users' match lists: version pointer, immutable pages, match entities, recording."""
+"""Every registered collection: version pointer, immutable pages, entities, recording."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from offload.auth import SCOPE_ADMIN, ClientCache
-from offload.collections import MATCHES
+from offload.collections import REGISTRY
 from offload.collections.service import Answer, CollectionService
 from offload.http import api_resolver, authenticate_request, json_body
 from offload.observability import logger, metrics, tracer
@@ -21,35 +21,44 @@ service = CollectionService.from_runtime(runtime)
 app = api_resolver(runtime.settings)
 
 
-@app.get("/users/<user_id>/matches/version")
+# Every registered collection on the same five routes: `/{resource}/{resource_id}/{collection}`
+# is an owner's list (users/42/matches), `/{resource}/{resource_id}` an entity (matches/m-1).
+# The collection is looked up before anything else, so an unknown one costs no AWS call.
+
+
+@app.get("/<resource>/<resource_id>/<collection>/version")
 @tracer.capture_method
-def get_version(user_id: str) -> Response:
-    return _response(service.version(MATCHES, user_id, *_conditional()))
+def get_version(resource: str, resource_id: str, collection: str) -> Response:
+    listed = REGISTRY.owned(resource, collection)
+    return _response(service.version(listed, resource_id, *_conditional()))
 
 
-@app.get("/users/<user_id>/matches/index")
+@app.get("/<resource>/<resource_id>/<collection>/index")
 @tracer.capture_method
-def get_index(user_id: str) -> Response:
-    return _response(service.index(MATCHES, user_id, *_conditional()))
+def get_index(resource: str, resource_id: str, collection: str) -> Response:
+    listed = REGISTRY.owned(resource, collection)
+    return _response(service.index(listed, resource_id, *_conditional()))
 
 
-@app.get("/users/<user_id>/matches/pages/<page>")
+@app.get("/<resource>/<resource_id>/<collection>/pages/<page>")
 @tracer.capture_method
-def get_page(user_id: str, page: str) -> Response:
-    return _response(service.page(MATCHES, user_id, page, *_conditional()))
+def get_page(resource: str, resource_id: str, collection: str, page: str) -> Response:
+    listed = REGISTRY.owned(resource, collection)
+    return _response(service.page(listed, resource_id, page, *_conditional()))
 
 
-@app.get("/matches/<match_id>")
+@app.get("/<resource>/<resource_id>")
 @tracer.capture_method
-def get_match(match_id: str) -> Response:
-    return _response(service.entity(MATCHES, match_id, *_conditional()))
+def get_entity(resource: str, resource_id: str) -> Response:
+    return _response(service.entity(REGISTRY.named(resource), resource_id, *_conditional()))
 
 
-@app.post("/matches")
+@app.post("/<resource>")
 @tracer.capture_method
-def post_match() -> Response:
+def post_entity(resource: str) -> Response:
+    collection = REGISTRY.named(resource)
     authenticate_request(app, SCOPE_ADMIN, clients)
-    return _response(service.record(MATCHES, json_body(app)))
+    return _response(service.record(collection, json_body(app)))
 
 
 def _response(answer: Answer) -> Response:

@@ -40,10 +40,11 @@ sub vcl_recv {
 }
 
 sub vcl_hash {
-    # The key: the path, plus `version` on the index route; no Host, header or cookie, so
-    # nothing a client sends can split the cache.
+    # The key: the path, plus `version` on every collection's index route
+    # (/{resource}/{resource_id}/{collection}/index); no Host, header or cookie, so nothing a
+    # client sends can split the cache.
     hash_data(regsub(req.url, "\?.*$", ""));
-    if (req.url ~ "^/users/[^/?]+/matches/index\?") {
+    if (req.url ~ "^/[^/?]+/[^/?]+/[^/?]+/index\?") {
         hash_data(regsuball(regsub(std.querysort(req.url), "^[^?]*\?", "&"),
                             "&(?!version=)[^&]*", ""));
     }

@@ -234,8 +234,9 @@ def curl_examples(api: str, functions: Iterable[Function] = ()) -> list[str]:
         f"curl -L -H 'X-Api-Key: {feeds}' '{api}/feeds/price-list.csv?currency=usd'"
         " -o price-list.csv",
     ]
-    if "GET /users/{user_id}/matches/index" in routes:
+    if "GET /{resource}/{resource_id}/{collection}/index" in routes:
         lines.append(f"curl -L {api}/users/42/matches/index")
+        lines.append(f"curl -L {api}/repos/offload/releases/index")
     return lines
 
 

@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 from werkzeug.serving import WSGIRequestHandler
 
 from offload_local.lambdas import Containers
-from offload_local.template import Function, Route
+from offload_local.template import Function, Route, variable_conflicts
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +149,9 @@ class Gateway:
             for function in functions
             for route in function.routes
         ]
+        # API Gateway would not deploy these routes (ConflictException); neither do we.
+        if conflicts := variable_conflicts(target.route for target in targets):
+            raise ValueError("; ".join(conflicts))
         self._targets = sorted(targets, key=lambda target: target.route.specificity)
         self._account_id = account_id
         self._api_id = api_id

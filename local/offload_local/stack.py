@@ -248,6 +248,7 @@ def seed_demo_data() -> None:
     from offload.feeds.catalog import product_records, seed_products
     from offload.observability import logger
     from offload.runtime import get_runtime
+    from offload_demo.releases import seed_releases
 
     get_runtime()  # binds the models to the table, as a container's cold start does
     level = logger.log_level
@@ -256,6 +257,7 @@ def seed_demo_data() -> None:
         seed_demo_keys()
         seed_products(product_records(DEMO_PRODUCTS))
         seed_demo()
+        seed_releases()
     finally:
         logger.setLevel(level)
 

@@ -7,7 +7,7 @@ from the template, so there is no second description to drift from it.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,26 @@ class Route:
         variables = re.findall(r"\{[^}]+\}", self.path)
         greedy = sum(variable.endswith("+}") for variable in variables)
         return (greedy, len(variables), self.method == "ANY")
+
+
+def variable_conflicts(routes: Iterable[Route]) -> list[str]:
+    """What API Gateway refuses to create: two path variables of different names at the same
+    level under the same parent (`/{a}/x` beside `/{b}/y`), whatever the methods."""
+    named: dict[tuple[str, ...], tuple[str, Route]] = {}
+    conflicts = []
+    for route in routes:
+        segments = route.path.strip("/").split("/")
+        for level, segment in enumerate(segments):
+            if not segment.startswith("{"):
+                continue
+            parent = tuple(segments[:level])
+            first = named.setdefault(parent, (segment, route))
+            if first[0] != segment:
+                conflicts.append(
+                    f"{route.key} has a conflicting variable on the same hierarchical level "
+                    f"as {first[1].key}"
+                )
+    return conflicts
 
 
 @dataclass(frozen=True, slots=True)

@@ -122,6 +122,8 @@ PATH_PARAMETERS = (
     ("index-user", "/users/{}/matches/index", "42", ()),
     ("page-user", "/users/{}/matches/pages/" + "0" * 64, "42", ()),
     ("match", "/matches/{}", "m-1001", ()),
+    ("version-repo", "/repos/{}/releases/version", "offload", ()),
+    ("release", "/releases/{}", "r-offload-1-0", ()),
 )
 # Junk that stays inside one path segment once decoded; `{v}` is the valid value. A bad path
 # is a 400 (the README's feeds table; an id that fails its pattern is the same for collections).
@@ -165,8 +167,6 @@ PLAIN_TRAVERSAL = (
     ("GET", "/matches/m-1001/"),
     ("POST", "/invalidations/.."),
     ("POST", "/matches/../invalidations"),
-    ("POST", "/invalidations%00"),
-    ("POST", "/matches%0a"),
     ("POST", "/invalidations/" + "a" * TEN_KB),
 )
 
@@ -188,6 +188,12 @@ def test_malformed_path_parameter_is_400_problem(local_stack, fresh_key, case):
 TRAVERSAL = [
     *segment_cases(ACROSS_SEGMENTS, NOT_FOUND, True),
     *(Case(f"{m} {t[:40]}", m, t, NOT_FOUND, by_gateway=True) for m, t in PLAIN_TRAVERSAL),
+    # One segment once decoded, so `POST /{resource}` takes them: no such collection, a
+    # problem from the collections function (before any key is read).
+    *(
+        Case(f"POST {t}", "POST", t, NOT_FOUND, ADMIN, b"{}")
+        for t in ("/invalidations%00", "/matches%0a", "/releases%09")
+    ),
 ]
 
 
@@ -203,6 +209,9 @@ ROUTES = (
     ("GET", "/users/42/matches/pages/" + "0" * 64),
     ("GET", "/matches/m-1001"),
     ("POST", "/matches"),
+    ("GET", "/repos/offload/releases/index"),
+    ("GET", "/releases/r-offload-1-0"),
+    ("POST", "/releases"),
     ("POST", "/invalidations"),
 )
 WRONG_METHODS = [

@@ -315,3 +315,56 @@ def test_a_compressed_copy_is_revalidated_with_the_origins_own_tag(edge, http):
     # THEN the origin confirmed it with a 304 (it knows its strong tag, not the edge's W/ one)
     assert edge_cache(later) == "RefreshHit", later.headers
     assert later.content == first.content
+def record_release(http: requests.Session, edge: str, repo: str, **fields) -> str:
+    release_id = fields.pop("id", f"r-{uuid.uuid4().hex[:12]}")
+    document = {"id": release_id, "repo": repo, "published_at": "2026-11-21T18:04:00Z"}
+    response = http.post(
+        f"{edge}/releases",
+        json={**document, **fields},
+        headers={"X-Api-Key": "demo-admin-key"},
+        timeout=30,
+    )
+    assert response.status_code in {HTTPStatus.CREATED, HTTPStatus.OK}, response.text
+    assert edge_cache(response) == "Miss"
+    return release_id
+
+
+def test_a_releases_snapshot_and_release_come_from_the_edge(edge, http):
+    # GIVEN a repository with a published release, and the version that lists it
+    repo = f"edge-{uuid.uuid4().hex[:12]}"
+    release_id = record_release(http, edge, repo, name="v1.0")
+    version = http.get(f"{edge}/repos/{repo}/releases/version", timeout=30).json()["version"]
+    base = f"{edge}/repos/{repo}/releases/index"
+    for path in (f"{base}?version={version}", f"{edge}/releases/{release_id}"):
+        # WHEN it is read again and again
+        answers = [http.get(path, timeout=30) for _ in range(4)]
+        # THEN the origin answered once
+        assert [edge_cache(answer) for answer in answers] == ["Miss"] + ["Hit"] * 3
+        assert {answer.headers[ORIGIN_ID] for answer in answers} == {answers[0].headers[ORIGIN_ID]}
+    # AND the index is keyed on its version alone, as every collection's index is
+    same = http.get(f"{base}?utm=x&version={version}", timeout=30)
+    assert edge_cache(same) == "Hit" and same.json() == {"release_ids": [release_id]}
+    other = http.get(f"{base}?version=1", timeout=30)
+    assert other.status_code == HTTPStatus.NOT_FOUND and edge_cache(other) == "Miss"
+
+
+def test_a_releases_invalidation_is_visible_through_the_edge_within_the_window(edge, http):
+    # GIVEN a repository whose pointer the edge has cached
+    repo = f"edge-{uuid.uuid4().hex[:12]}"
+    record_release(http, edge, repo)
+    pointer = f"{edge}/repos/{repo}/releases/version"
+    before = http.get(pointer, timeout=30).json()["version"]
+    assert edge_cache(http.get(pointer, timeout=30)) == "Hit"
+
+    # WHEN the collection is invalidated through the edge
+    moved = http.post(
+        f"{edge}/invalidations",
+        json={"collection": f"repos/{repo}/releases"},
+        headers={"X-Api-Key": "demo-admin-key"},
+        timeout=30,
+    )
+    assert moved.status_code == HTTPStatus.ACCEPTED, moved.text
+
+    # THEN once max-age and the stale window have passed, the edge serves the new version
+    time.sleep(POINTER_WINDOW + 0.5)
+    assert http.get(pointer, timeout=30).json()["version"] == moved.json()["version"] != before

@@ -42,11 +42,13 @@ from tests.support.stack import RunningStack, create_stack_key
 
 PROBLEM_JSON = "application/problem+json"
 FEED = "GET /feeds/{file}"
-VERSION = "GET /users/{user_id}/matches/version"
-INDEX = "GET /users/{user_id}/matches/index"
-PAGE = "GET /users/{user_id}/matches/pages/{page}"
-MATCH = "GET /matches/{match_id}"
-RECORD = "POST /matches"
+VERSION = "GET /{resource}/{resource_id}/{collection}/version"
+INDEX = "GET /{resource}/{resource_id}/{collection}/index"
+PAGE = "GET /{resource}/{resource_id}/{collection}/pages/{page}"
+ENTITY = "GET /{resource}/{resource_id}"
+RECORD = "POST /{resource}"
+MATCHES_ROUTE = {"resource": "matches"}
+RELEASES_ROUTE = {"resource": "releases"}
 INVALIDATE = "POST /invalidations"
 SETTINGS = {
     "generation": {
@@ -188,6 +190,14 @@ def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
+def matches_of(user: str) -> dict[str, str]:
+    return {"resource": "users", "resource_id": user, "collection": "matches"}
+
+
+def releases_of(repo: str) -> dict[str, str]:
+    return {"resource": "repos", "resource_id": repo, "collection": "releases"}
+
+
 def revalidated(api: Api, label: str, answer: Response, **case: Any) -> None:
     """The answer's ETag in If-None-Match gives a 304 with the same ETag."""
     etag = answer.headers["etag"][0]
@@ -208,15 +218,16 @@ def test_collection_answers_that_need_state_are_as_documented(api: Api, keys: di
     live = {"id": new_id("m"), "players": [user], "finished_at": None}
 
     # WHEN they are recorded (again, and differently)
-    api.call(RECORD, HTTPStatus.CREATED, key=admin, body=finished)
-    api.call(RECORD, HTTPStatus.OK, key=admin, body=finished)
-    api.call(RECORD, HTTPStatus.CONFLICT, key=admin, body={**finished, "map": "orbit"})
-    api.call(RECORD, HTTPStatus.CREATED, key=admin, body=live)
+    route = {"path_parameters": MATCHES_ROUTE}
+    api.call(RECORD, HTTPStatus.CREATED, key=admin, body=finished, **route)
+    api.call(RECORD, HTTPStatus.OK, key=admin, body=finished, **route)
+    api.call(RECORD, HTTPStatus.CONFLICT, key=admin, body={**finished, "map": "orbit"}, **route)
+    api.call(RECORD, HTTPStatus.CREATED, key=admin, body=live, **route)
     too_large = {**live, "id": new_id("m"), "notes": "x" * 70_000}
-    api.call(RECORD, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, key=admin, body=too_large)
+    api.call(RECORD, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, key=admin, body=too_large, **route)
 
     # THEN the pointer, redirect, snapshot and matches read and revalidate as documented
-    owner = {"path_parameters": {"user_id": user}}
+    owner = {"path_parameters": matches_of(user)}
     pointer = api.call(VERSION, HTTPStatus.OK, **owner)
     revalidated(api, VERSION, pointer, **owner)
     revalidated(api, INDEX, api.call(INDEX, HTTPStatus.TEMPORARY_REDIRECT, **owner), **owner)
@@ -225,11 +236,47 @@ def test_collection_answers_that_need_state_are_as_documented(api: Api, keys: di
     assert snapshot.json() == {"match_ids": [finished["id"]]}
     revalidated(api, INDEX, snapshot, **versioned)
     for match in (finished, live):
-        entity = {"path_parameters": {"match_id": match["id"]}}
-        revalidated(api, MATCH, api.call(MATCH, HTTPStatus.OK, **entity), **entity)
+        entity = {"path_parameters": {**MATCHES_ROUTE, "resource_id": match["id"]}}
+        revalidated(api, ENTITY, api.call(ENTITY, HTTPStatus.OK, **entity), **entity)
     body = {"collection": f"users/{user}/matches"}
     moved = api.call(INVALIDATE, HTTPStatus.ACCEPTED, key=admin, body=body)
     assert int(moved.json()["version"]) > int(pointer.json()["version"])
+
+
+def test_release_answers_that_need_state_are_as_documented(api: Api, keys: dict[str, str]):
+    # GIVEN a published release of a new repository, and a draft
+    admin = keys[auth.SCOPE_ADMIN]
+    repo = new_id("repo")
+    published = {"id": new_id("r"), "repo": repo, "published_at": "2026-11-21T18:04:00Z"}
+    draft = {"id": new_id("r"), "repo": repo, "published_at": None, "name": "v2.0"}
+    route = {"path_parameters": RELEASES_ROUTE}
+
+    # WHEN they are recorded (again, and differently)
+    api.call(RECORD, HTTPStatus.CREATED, key=admin, body={**published, "name": "v1.0"}, **route)
+    api.call(RECORD, HTTPStatus.OK, key=admin, body={**published, "name": "v1.0"}, **route)
+    api.call(RECORD, HTTPStatus.CONFLICT, key=admin, body={**published, "name": "x"}, **route)
+    api.call(RECORD, HTTPStatus.CREATED, key=admin, body=draft, **route)
+    api.call(RECORD, HTTPStatus.OK, key=admin, body={**draft, "name": "v2.1"}, **route)
+
+    # THEN the repository's pointer, redirect, snapshot and releases answer as documented
+    owner = {"path_parameters": releases_of(repo)}
+    pointer = api.call(VERSION, HTTPStatus.OK, **owner)
+    revalidated(api, VERSION, pointer, **owner)
+    revalidated(api, INDEX, api.call(INDEX, HTTPStatus.TEMPORARY_REDIRECT, **owner), **owner)
+    versioned = {**owner, "query": {"version": pointer.json()["version"]}}
+    snapshot = api.call(INDEX, HTTPStatus.OK, **versioned)
+    assert snapshot.json() == {"release_ids": [published["id"]]}
+    revalidated(api, INDEX, snapshot, **versioned)
+    for release in (published, draft):
+        entity = {"path_parameters": {**RELEASES_ROUTE, "resource_id": release["id"]}}
+        revalidated(api, ENTITY, api.call(ENTITY, HTTPStatus.OK, **entity), **entity)
+    body = {"collection": f"repos/{repo}/releases"}
+    moved = api.call(INVALIDATE, HTTPStatus.ACCEPTED, key=admin, body=body)
+    assert int(moved.json()["version"]) > int(pointer.json()["version"])
+
+    # AND a collection the deployment does not serve is the documented 404
+    mismatched = {"path_parameters": {**releases_of(repo), "resource": "users"}}
+    api.call(VERSION, HTTPStatus.NOT_FOUND, **mismatched)
 
 
 def test_a_list_longer_than_a_page_answers_as_documented(
@@ -243,13 +290,13 @@ def test_a_list_longer_than_a_page_answers_as_documented(
     )
     body = {"collection": f"users/{user}/matches"}
     api.call(INVALIDATE, HTTPStatus.ACCEPTED, key=keys[auth.SCOPE_ADMIN], body=body)
-    owner = {"path_parameters": {"user_id": user}}
+    owner = {"path_parameters": matches_of(user)}
     version = api.call(VERSION, HTTPStatus.OK, **owner).json()["version"]
 
     # THEN its first page holds the newest match and links to the page of the others
     first = api.call(INDEX, HTTPStatus.OK, **owner, query={"version": version}).json()
     assert first["match_ids"] == [f"m-{PAGE_SIZE:05d}"]
-    page = {"path_parameters": {"user_id": user, "page": first["next"].rsplit("/", 1)[1]}}
+    page = {"path_parameters": {**matches_of(user), "page": first["next"].rsplit("/", 1)[1]}}
     older = api.call(PAGE, HTTPStatus.OK, **page)
     assert len(older.json()["match_ids"]) == PAGE_SIZE and "next" not in older.json()
     revalidated(api, PAGE, older, **page)
@@ -277,7 +324,10 @@ def test_feed_answers_that_need_state_are_as_documented(
 
 SECURED = {
     FEED: {"path_parameters": {"file": "catalog.json"}},
-    RECORD: {"body": {"id": "m-1", "players": ["1"], "finished_at": None}},
+    RECORD: {
+        "path_parameters": RELEASES_ROUTE,
+        "body": {"id": "r-1", "repo": "offload", "published_at": None},
+    },
     INVALIDATE: {"body": {"client": "acme"}},
 }
 

@@ -138,9 +138,7 @@ class Api:
         event.pop("queryStringParameters", None)
         if params := query_parameters(query):
             event["queryStringParameters"] = params
-        event["pathParameters"] = {
-            "user_id" if path.startswith("/users/") else "match_id": path.split("/")[2]
-        }
+        event["pathParameters"] = path_parameters(path)
         event["headers"].update(headers or {})
         return self.invoke(event)
 
@@ -158,8 +156,17 @@ class Api:
     def match(self, match_id: str, headers: dict | None = None) -> dict:
         return self.get("match_request", f"/matches/{match_id}", "", headers)
 
-    def record(self, body: Any, key: str | None = "admin", headers: dict | None = None) -> dict:
+    def record(
+        self,
+        body: Any,
+        key: str | None = "admin",
+        headers: dict | None = None,
+        path: str = "/matches",
+    ) -> dict:
+        """POST `body` to a collection's recording route (`/matches`, `/releases`)."""
         event = self.load_event("match_record")
+        event["rawPath"] = event["requestContext"]["http"]["path"] = path
+        event["pathParameters"] = path_parameters(path)
         event["headers"].pop("x-api-key", None)
         if key is not None:
             event["headers"]["x-api-key"] = self.admin_key if key == "admin" else key
@@ -183,6 +190,13 @@ class Api:
             if "next" not in document:
                 return ids
             response = self.page(document["next"])
+
+
+def path_parameters(path: str) -> dict[str, str]:
+    """The collections routes' path parameters of `path`, as API Gateway fills them."""
+    names = ("resource", "resource_id", "collection", None, "page")
+    segments = path.split("?", 1)[0].strip("/").split("/")
+    return {name: value for name, value in zip(names, segments, strict=False) if name}
 
 
 def match(match_id: str, *players: str, finished_at: str = "2026-11-21T18:04:00Z", **extra) -> dict:

@@ -7,6 +7,7 @@ signing key, the CDN without one (the template's defaults), and no CDN.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Sequence
 from http import HTTPStatus
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from offload.collections import REGISTRY as COLLECTIONS
 from offload.config import Settings
 from offload.feeds.generation import OBJECT_PREFIX
 from offload_local.template import Stack, load
@@ -85,12 +87,42 @@ def test_feeds_are_never_cached_at_the_edge(cdn: Stack):
     assert feeds["TargetOriginId"] == "api"
 
 
+INDEX_BEHAVIOUR = "/*/*/*/index"
+
+
+def cloudfront_matches(pattern: str, path: str) -> bool:
+    """CloudFront's path patterns: `*` is any characters, `/` included; `?` is one."""
+    regex = "".join(
+        ".*" if char == "*" else "." if char == "?" else re.escape(char) for char in pattern
+    )
+    return re.fullmatch(regex, path) is not None
+
+
 def test_the_index_is_keyed_on_version_only(cdn: Stack):
-    policy = cache_policy(cdn, behaviours(cdn)["/users/*/matches/index"])
+    policy = cache_policy(cdn, behaviours(cdn)[INDEX_BEHAVIOUR])
     assert policy["QueryStringsConfig"] == {
         "QueryStringBehavior": "whitelist",
         "QueryStrings": ["version"],
     }
+
+
+@pytest.mark.parametrize("collection", list(COLLECTIONS), ids=lambda c: c.name)
+def test_every_collections_index_and_only_it_takes_the_index_behaviour(cdn: Stack, collection):
+    # GIVEN a registered collection's URLs
+    ref = collection.of("x-1")
+    index = ref.index_url("1").split("?")[0]
+    others = [f"/{ref.path}/version", ref.page_url("0" * 64), collection.entity_path("index")]
+
+    # THEN the first behaviour each path matches, in the distribution's order, is the
+    # index's for the index alone (the rest follow the origin's Cache-Control, path-keyed)
+    order = [b["PathPattern"] for b in distribution(cdn).get("CacheBehaviors", [])]
+
+    def first(path: str) -> str:
+        return next((pattern for pattern in order if cloudfront_matches(pattern, path)), "*")
+
+    assert first(index) == INDEX_BEHAVIOUR
+    assert [first(path) for path in others] == ["*"] * len(others)
+    assert first("/feeds/a/b/index") == "/feeds/*"
 
 
 def test_the_default_behaviour_caches_only_what_the_origin_marks_cacheable(cdn: Stack):

@@ -10,6 +10,7 @@ import yaml
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from offload.auth import SCOPES
+from offload.collections import REGISTRY as COLLECTIONS
 from offload.feeds import REGISTRY
 from offload.feeds.delivery import LINK_MEDIA_TYPE, REDIRECT_QUERY
 from tests.support import ROOT, STACK
@@ -78,6 +79,51 @@ def test_feed_files_and_parameters_are_the_registered_feeds(document):
     invalidations = document["components"]["schemas"]["InvalidationRequest"]["oneOf"]
     feed_scope = next(body for body in invalidations if "feed" in body["properties"])
     assert set(feed_scope["properties"]["feed"]["enum"]) == {feed.name for feed in feeds}
+
+
+OWNER_ROUTES = (
+    "/{resource}/{resource_id}/{collection}/version",
+    "/{resource}/{resource_id}/{collection}/index",
+    "/{resource}/{resource_id}/{collection}/pages/{page}",
+)
+
+
+def resolved(document: dict[str, Any], operation: dict[str, Any], name: str) -> dict[str, Any]:
+    """A parameter of the operation, its `$ref` followed."""
+    for item in operation["parameters"]:
+        if "$ref" in item:
+            item = document["components"]["parameters"][item["$ref"].rsplit("/", 1)[1]]
+        if item["name"] == name:
+            return item
+    raise KeyError(name)
+
+
+def test_collection_parameters_are_the_registered_collections(document):
+    # GIVEN the collections the deployment serves
+    owners = {collection.owner for collection in COLLECTIONS}
+    names = {collection.name for collection in COLLECTIONS}
+    assert len(names) >= 2
+
+    # THEN the generic routes offer exactly their owner kinds and names
+    for path in OWNER_ROUTES:
+        operation = document["paths"][path]["get"]
+        assert set(resolved(document, operation, "resource")["schema"]["enum"]) == owners
+        assert set(resolved(document, operation, "collection")["schema"]["enum"]) == names
+    for method, path in (("get", "/{resource}/{resource_id}"), ("post", "/{resource}")):
+        operation = document["paths"][path][method]
+        assert set(resolved(document, operation, "resource")["schema"]["enum"]) == names
+
+    # AND each collection's list key, entity and invalidation fit the document's schemas
+    schemas = document["components"]["schemas"]
+    (ids_pattern,) = schemas["CollectionIndex"]["patternProperties"]
+    recorded = set(schemas["RecordedEntity"]["properties"]) - {"versions"}
+    invalidations = schemas["InvalidationRequest"]["oneOf"]
+    scope = next(body for body in invalidations if "collection" in body["properties"])
+    collection_pattern = scope["properties"]["collection"]["pattern"]
+    for collection in COLLECTIONS:
+        assert re.fullmatch(ids_pattern, collection.ids_field), collection.name
+        assert collection.entity in recorded, collection.name
+        assert re.fullmatch(collection_pattern, collection.of("x-1").path), collection.name
 
 
 def test_each_security_requirement_names_the_scope_the_key_needs(document):

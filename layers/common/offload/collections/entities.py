@@ -46,7 +46,7 @@ class EntityStore:
         member not written, a version not created); a different body is a Conflict once
         the stored entity is final.
         """
-        record = collection.parse(document)
+        record = collection.record(document)
         body = canonical_json(record.body)
         if len(body.encode()) > collection.max_entity_bytes:
             raise PayloadTooLarge(
