@@ -136,10 +136,16 @@ def test_the_default_behaviour_caches_only_what_the_origin_marks_cacheable(cdn: 
     assert sorted(default["CachedMethods"]) == ["GET", "HEAD"]
 
 
-def test_no_cache_key_holds_headers_or_cookies(cdn: Stack):
-    for behaviour in behaviours(cdn).values():
+def test_no_cache_key_holds_a_header_but_the_default_s_authorization_or_a_cookie(cdn: Stack):
+    for pattern, behaviour in behaviours(cdn).items():
         policy = cache_policy(cdn, behaviour)
-        assert policy["HeadersConfig"] == {"HeaderBehavior": "none"}
+        headers = policy["HeadersConfig"]
+        if pattern == "*":
+            # So that CloudFront forwards it to the collections' POST routes; the viewer
+            # function removes it from every read (below).
+            assert headers == {"HeaderBehavior": "whitelist", "Headers": ["Authorization"]}
+        else:
+            assert headers == {"HeaderBehavior": "none"}, pattern
         assert policy["CookiesConfig"] == {"CookieBehavior": "none"}
 
 
@@ -309,21 +315,30 @@ def test_every_behaviour_refuses_non_canonical_paths_before_its_cache(cdn: Stack
         ], pattern
 
 
-def run_viewer_request(code: str, uris: Sequence[str], tmp_path: Path) -> list[dict[str, Any]]:
-    """The function's answer to a GET of each URI, under Node, as CloudFront calls it."""
+def run_viewer_request(
+    code: str,
+    uris: Sequence[str],
+    tmp_path: Path,
+    *,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """The function's answer to a request of each URI, under Node, as CloudFront calls it."""
     node = require("node")
     harness = tmp_path / "harness.js"
     harness.write_text(
         "const handler = new Function(require('fs').readFileSync(process.argv[2], 'utf8')"
         " + '\\nreturn handler;')();\n"
-        "const uris = JSON.parse(process.argv[3]);\n"
+        "const [uris, method, headers] = JSON.parse(process.argv[3]);\n"
         "console.log(JSON.stringify(uris.map((uri) => handler({version: '1.0', request:"
-        " {method: 'GET', uri: uri, querystring: {}, headers: {}, cookies: {}}}))));\n"
+        " {method: method, uri: uri, querystring: {}, headers: structuredClone(headers),"
+        " cookies: {}}}))));\n"
     )
     source = tmp_path / "function.js"
     source.write_text(code)
+    viewer = {name: {"value": value} for name, value in (headers or {}).items()}
     result = subprocess.run(
-        [node, str(harness), str(source), json.dumps(list(uris))],
+        [node, str(harness), str(source), json.dumps([list(uris), method, viewer])],
         capture_output=True,
         text=True,
         timeout=60,
@@ -359,3 +374,20 @@ def test_the_function_refuses_every_other_spelling_with_a_no_store_problem(funct
         assert headers["access-control-allow-origin"] == "*"
         problem = json.loads(answer["body"]["data"])
         assert problem["status"] == HTTPStatus.BAD_REQUEST and problem["detail"]
+
+
+def test_a_key_sent_with_a_read_never_reaches_the_cache_key_but_a_post_keeps_it(
+    function_code, tmp_path
+):
+    def request(uris: list[str], method: str) -> list[dict[str, Any]]:
+        bearer = {"authorization": "Bearer some-key"}
+        return run_viewer_request(function_code, uris, tmp_path, method=method, headers=bearer)
+
+    reads = ["/users/42/matches/version", "/repos/offload/releases/index", "/matches/m-1"]
+    for method in ("GET", "HEAD"):
+        for answer in request(reads, method):
+            assert "authorization" not in answer["headers"], answer
+    [feed] = request(["/feeds/catalog.json"], "GET")
+    [post] = request(["/releases"], "POST")
+    assert feed["headers"]["authorization"] == {"value": "Bearer some-key"}
+    assert post["headers"]["authorization"] == {"value": "Bearer some-key"}

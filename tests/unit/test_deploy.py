@@ -171,6 +171,14 @@ def distribution(stack: Stack) -> dict[str, Any]:
     return dict(properties(stack, logical_id)["DistributionConfig"])
 
 
+def cache_policy_of(stack: Stack, behaviour: dict[str, Any]) -> dict[str, Any]:
+    """The template's cache policy a behaviour names."""
+    for logical_id in resources(stack, "AWS::CloudFront::CachePolicy"):
+        if stack.resource_name(logical_id) == behaviour["CachePolicyId"]:
+            return dict(properties(stack, logical_id)["CachePolicyConfig"])
+    raise AssertionError(f"not a policy of the template: {behaviour['CachePolicyId']}")
+
+
 def behaviour_for(stack: Stack, path: str) -> dict[str, Any]:
     """The cache behaviour CloudFront picks for a path: the first pattern that matches."""
     config = distribution(stack)
@@ -211,10 +219,13 @@ def test_every_write_route_reaches_the_api_uncached_with_its_authorization(param
         behaviour = behaviour_for(stack, path)
         assert method in behaviour["AllowedMethods"], path
         assert behaviour["TargetOriginId"] == "api", path
-        # With caching on, CloudFront forwards Authorization only as part of the cache key;
-        # caching disabled and all viewer headers, a Bearer key reaches the origin.
-        assert behaviour["CachePolicyId"] == CACHING_DISABLED, path
+        # With caching on, CloudFront forwards Authorization only as part of the cache key:
+        # either caching is off with all viewer headers, or the key holds Authorization.
         assert behaviour["OriginRequestPolicyId"] == ALL_VIEWER_EXCEPT_HOST_HEADER, path
+        if behaviour["CachePolicyId"] != CACHING_DISABLED:
+            policy = cache_policy_of(stack, behaviour)
+            headers = policy["ParametersInCacheKeyAndForwardedToOrigin"]["HeadersConfig"]
+            assert "Authorization" in headers.get("Headers", []), path
 
 
 def public_key(stack: Stack) -> dict[str, Any]:
