@@ -21,25 +21,25 @@ service = CollectionService.from_runtime(runtime)
 app = api_resolver(runtime.settings)
 
 
-@app.get("/users/<user_id>/matches/version")
+@app.route("/users/<user_id>/matches/version", method=["GET", "HEAD"])
 @tracer.capture_method
 def get_version(user_id: str) -> Response:
     return _response(service.version(MATCHES, user_id, *_conditional()))
 
 
-@app.get("/users/<user_id>/matches/index")
+@app.route("/users/<user_id>/matches/index", method=["GET", "HEAD"])
 @tracer.capture_method
 def get_index(user_id: str) -> Response:
     return _response(service.index(MATCHES, user_id, *_conditional()))
 
 
-@app.get("/users/<user_id>/matches/pages/<page>")
+@app.route("/users/<user_id>/matches/pages/<page>", method=["GET", "HEAD"])
 @tracer.capture_method
 def get_page(user_id: str, page: str) -> Response:
     return _response(service.page(MATCHES, user_id, page, *_conditional()))
 
 
-@app.get("/matches/<match_id>")
+@app.route("/matches/<match_id>", method=["GET", "HEAD"])
 @tracer.capture_method
 def get_match(match_id: str) -> Response:
     return _response(service.entity(MATCHES, match_id, *_conditional()))

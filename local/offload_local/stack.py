@@ -9,6 +9,7 @@ from pathlib import Path
 
 import boto3
 
+from offload_local.cors import ApiCors
 from offload_local.edge import INSTALL_HINT, Edge, find
 from offload_local.emulator import Emulator
 from offload_local.gateway import Gateway, GatewayRequestHandler
@@ -79,6 +80,7 @@ class LocalStack:
             self._containers,
             account_id=self.stack.account_id,
             throttling=self.stack.throttling(),
+            cors=ApiCors.of(cors) if (cors := self.stack.api_cors()) is not None else None,
         )
         self._servers: list[Server | Emulator] = []
         self.edge: Edge | None = None

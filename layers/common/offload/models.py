@@ -74,6 +74,11 @@ class CacheEntry(TableModel):
     generated_at = NumberAttribute()
     content_type = UnicodeAttribute()
     size = NumberAttribute()
+    # SHA-256 (base64) of the file, and its gzip copy's digest and size; absent on entries
+    # recorded before digests were.
+    sha256 = UnicodeAttribute(null=True)
+    gzip_sha256 = UnicodeAttribute(null=True)
+    gzip_size = NumberAttribute(null=True)
 
     @staticmethod
     def key_for(cache_id: str) -> str:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import functools
 import gzip
+import hashlib
 import io
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import ClientError
@@ -23,6 +26,41 @@ GZIP_LEVEL = 6
 MULTIPART_THRESHOLD = 6 * 1024 * 1024
 PART_SIZE = 8 * 1024 * 1024
 PARTS_AT_ONCE = 4
+# User metadata (x-amz-meta-*): each object's own SHA-256 (base64, as Repr-Digest writes it);
+# the plain object also names its gzip copy's digest and size, so one HEAD tells both.
+SHA256_METADATA = "sha256"
+GZIP_SHA256_METADATA = "gzip-sha256"
+GZIP_SIZE_METADATA = "gzip-size"
+
+
+def sha256_of(data: bytes) -> str:
+    """The SHA-256 of `data`, base64 (RFC 9530's byte sequence, without the colons)."""
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """One stored copy of a generation: its size and SHA-256 (base64; None when an older
+    version stored it without one)."""
+
+    size: int
+    sha256: str | None
+
+    @property
+    def digest(self) -> str | None:
+        """`Repr-Digest` (RFC 9530) of exactly these bytes."""
+        return None if self.sha256 is None else f"sha-256=:{self.sha256}:"
+
+
+@dataclass(frozen=True, slots=True)
+class Integrity:
+    """What a generation's two copies are: the file as generated, and gzip-encoded."""
+
+    plain: Copy
+    gzip: Copy
+
+    def copy(self, *, gzip: bool) -> Copy:
+        return self.gzip if gzip else self.plain
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +70,8 @@ class StoredObject:
     key: str
     size: int
     content_type: str
+    # None for an object stored before digests were recorded.
+    integrity: Integrity | None = None
 
 
 def object_exists(s3: Any, bucket: str, key: str) -> bool:
@@ -47,10 +87,19 @@ def head(s3: Any, bucket: str, key: str) -> StoredObject | None:
         if exc.response.get("Error", {}).get("Code") in _MISSING:
             return None
         raise
+    size = int(response.get("ContentLength", 0))
+    metadata = response.get("Metadata") or {}
+    integrity = None
+    if {SHA256_METADATA, GZIP_SHA256_METADATA, GZIP_SIZE_METADATA} <= metadata.keys():
+        integrity = Integrity(
+            plain=Copy(size, metadata[SHA256_METADATA]),
+            gzip=Copy(int(metadata[GZIP_SIZE_METADATA]), metadata[GZIP_SHA256_METADATA]),
+        )
     return StoredObject(
         key=key,
-        size=int(response.get("ContentLength", 0)),
+        size=size,
         content_type=response.get("ContentType", "application/octet-stream"),
+        integrity=integrity,
     )
 
 
@@ -67,12 +116,24 @@ class Download:
 
     @property
     def disposition(self) -> str:
-        return f'attachment; filename="{self.filename}"'
+        """`attachment` with the name; a name beyond ASCII also as RFC 6266's `filename*`."""
+        if self.filename.isascii() and self.filename.isprintable():
+            escaped = self.filename.replace("\\", "\\\\").replace('"', '\\"')
+            return f'attachment; filename="{escaped}"'
+        fallback = "".join(
+            char if char.isascii() and char.isprintable() and char not in '"\\' else "_"
+            for char in self.filename
+        )
+        encoded = quote(self.filename, safe="")
+        return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
 
 
-def upload(s3: Any, bucket: str, generation: Generation, data: bytes, *, content_type: str) -> None:
+def upload(
+    s3: Any, bucket: str, generation: Generation, data: bytes, *, content_type: str
+) -> Integrity:
     """Store one generation, gzip-encoded copy first: its keys are new, so nothing is ever
-    overwritten, and once the plain object's event records it, its copy is there too."""
+    overwritten, and once the plain object's event records it, its copy is there too.
+    Each object carries its SHA-256; the plain one its copy's digest and size as well."""
     common = {
         "Bucket": bucket,
         "ContentType": content_type,
@@ -83,13 +144,35 @@ def upload(s3: Any, bucket: str, generation: Generation, data: bytes, *, content
     }
     # mtime=0: the same bytes always compress to the same copy.
     encoded = gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
-    _put(s3, generation.gzip_key, encoded, {**common, "ContentEncoding": "gzip"})
-    _put(s3, generation.object_key, data, common)
+    plain_sha256, gzip_sha256 = sha256_of(data), sha256_of(encoded)
+    integrity = Integrity(Copy(len(data), plain_sha256), Copy(len(encoded), gzip_sha256))
+    _put(
+        s3,
+        generation.gzip_key,
+        encoded,
+        {**common, "ContentEncoding": "gzip"},
+        {SHA256_METADATA: gzip_sha256},
+    )
+    _put(
+        s3,
+        generation.object_key,
+        data,
+        common,
+        {
+            SHA256_METADATA: plain_sha256,
+            GZIP_SHA256_METADATA: gzip_sha256,
+            GZIP_SIZE_METADATA: str(len(encoded)),
+        },
+    )
+    return integrity
 
 
-def _put(s3: Any, key: str, data: bytes, arguments: dict[str, str]) -> None:
+def _put(
+    s3: Any, key: str, data: bytes, arguments: dict[str, str], metadata: dict[str, str]
+) -> None:
     """One PutObject, or a multipart upload (parts in parallel) above Lambda's 6 MB."""
-    extra = {name: value for name, value in arguments.items() if name != "Bucket"}
+    extra: dict[str, Any] = {name: value for name, value in arguments.items() if name != "Bucket"}
+    extra["Metadata"] = metadata
     try:
         s3.upload_fileobj(
             io.BytesIO(data), arguments["Bucket"], key, ExtraArgs=extra, Config=_transfer()

@@ -161,13 +161,17 @@ class Rebuilder:
     def _store(
         self, request: FeedRequest, generation: Generation, data: bytes, inline: bool
     ) -> Served:
-        storage.upload(
+        integrity = storage.upload(
             self._runtime.s3, self._bucket, generation, data, content_type=request.content_type
         )
         metrics.add_metric(name="Misses", unit=MetricUnit.Count, value=1)
         small = inline and len(data) <= self._settings.inline_limit_bytes
         return Served(
-            Outcome.STORED, generation.object_key, body=data if small else None, size=len(data)
+            Outcome.STORED,
+            generation.object_key,
+            body=data if small else None,
+            size=len(data),
+            integrity=integrity,
         )
 
     def _wait_for(self, object_key: str, request: FeedRequest) -> bool:
