@@ -147,9 +147,15 @@ class Downloader:
                 with self._opener.open(request, timeout=self.timeout) as response:
                     validator = response.headers.get("ETag") or validator
                     mode = "ab" if response.status == 206 else "wb"
+                    expected = response.headers.get("Content-Length")
+                    written = 0
                     with partial.open(mode) as out:
                         while chunk := response.read(CHUNK):
                             out.write(chunk)
+                            written += len(chunk)
+                    # A read in parts ends quietly when the connection closes early.
+                    if expected is not None and written < int(expected):
+                        raise http.client.IncompleteRead(b"", int(expected) - written)
                 return
             except urllib.error.HTTPError as error:
                 error.close()
