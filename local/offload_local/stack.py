@@ -15,6 +15,7 @@ from offload_local.emulator import Emulator
 from offload_local.gateway import Gateway, GatewayRequestHandler
 from offload_local.invocations import AsyncInvoker, LambdaApi
 from offload_local.lambdas import Containers
+from offload_local.page import PageApp
 from offload_local.s3events import Notifications
 from offload_local.servers import Server
 from offload_local.template import TEMPLATE_PATH, Stack, load
@@ -55,6 +56,8 @@ class LocalStack:
     emulator_port: int = 0
     # None: no edge; 0: a free port.
     edge_port: int | None = None
+    # None: no demo page; 0: a free port.
+    page_port: int | None = None
     template: Path = TEMPLATE_PATH
     seed: bool = True
     # Template parameters, as `sam deploy --parameter-overrides` gives them.
@@ -85,6 +88,7 @@ class LocalStack:
         self._servers: list[Server | Emulator] = []
         self.edge: Edge | None = None
         self.edge_missing = ""
+        self.page: Server | None = None
 
     @property
     def api_url(self) -> str:
@@ -106,6 +110,14 @@ class LocalStack:
             request_handler=GatewayRequestHandler,
         )
         self._servers.append(self._api)
+        if self.page_port is not None:
+            self.page = Server(
+                PageApp(lambda: self.public_url),
+                port=self.page_port,
+                what="demo page",
+                hint="pick another with PAGE_PORT, e.g. make run PAGE_PORT=3091",
+            )
+            self._servers.append(self.page)
         if self.edge_port is not None:
             self._prepare_edge(self.edge_port)
         self.emulator = Emulator(
@@ -127,6 +139,9 @@ class LocalStack:
         if self.seed:
             seed_demo_data()
         self._api.start()
+        if self.page is not None:
+            self.page.start()
+            self.environment["OFFLOAD_PAGE_URL"] = self.page.url
         if self.edge is not None:
             self.edge.start()
             self.environment["OFFLOAD_EDGE_URL"] = self.edge.url
@@ -188,6 +203,7 @@ class LocalStack:
             "OFFLOAD_API_URL",
             "OFFLOAD_EDGE_URL",
             "OFFLOAD_EDGE_NAME",
+            "OFFLOAD_PAGE_URL",
         )
         lines = [
             "# The Offload local stack (make run); valid while it runs.",

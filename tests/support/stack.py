@@ -68,6 +68,11 @@ class RunningStack:
         return self.environment.get("OFFLOAD_EDGE_URL")
 
     @property
+    def page_url(self) -> str:
+        """The demo page, on an origin of its own."""
+        return self.environment["OFFLOAD_PAGE_URL"]
+
+    @property
     def endpoint_url(self) -> str:
         return self.environment["AWS_ENDPOINT_URL"]
 
@@ -100,6 +105,8 @@ def start_stack(directory: Path) -> tuple[subprocess.Popen[bytes], RunningStack]
                 "--port",
                 "0",
                 "--edge-port",
+                "0",
+                "--page-port",
                 "0",
                 "--env-file",
                 str(env_file),

@@ -31,6 +31,8 @@ PARTS_AT_ONCE = 4
 SHA256_METADATA = "sha256"
 GZIP_SHA256_METADATA = "gzip-sha256"
 GZIP_SIZE_METADATA = "gzip-size"
+# On the gzip copy: the file's own digest, for clients that decode as they read (browsers).
+DECODED_SHA256_METADATA = "decoded-sha256"
 
 
 def sha256_of(data: bytes) -> str:
@@ -151,7 +153,7 @@ def upload(
         generation.gzip_key,
         encoded,
         {**common, "ContentEncoding": "gzip"},
-        {SHA256_METADATA: gzip_sha256},
+        {SHA256_METADATA: gzip_sha256, DECODED_SHA256_METADATA: plain_sha256},
     )
     _put(
         s3,
