@@ -59,13 +59,24 @@ def test_every_cloudfront_behaviour_sets_the_cors_headers_and_passes_preflights(
     behaviours = [config["DefaultCacheBehavior"], *config["CacheBehaviors"]]
     assert len(behaviours) == 4
     for behaviour in behaviours:
-        assert behaviour["ResponseHeadersPolicyId"] == stack.resource_name("CorsHeadersPolicy")
+        files = behaviour.get("PathPattern") == "/files/*"
+        expected = "FilesCorsHeadersPolicy" if files else "CorsHeadersPolicy"
+        assert behaviour["ResponseHeadersPolicyId"] == stack.resource_name(expected)
         assert "OPTIONS" in behaviour["AllowedMethods"]
     policy = properties(stack, "CorsHeadersPolicy")["ResponseHeadersPolicyConfig"]["CorsConfig"]
     assert policy["OriginOverride"] is True
     assert policy["AccessControlAllowCredentials"] is False
     assert policy["AccessControlAllowOrigins"]["Items"] == ["*"]
     assert lowered(policy["AccessControlExposeHeaders"]["Items"]) >= RESPONSE_HEADERS
+
+
+def test_files_stay_readable_from_any_origin_when_the_api_restricts_them():
+    stack = Stack(load(), parameters={**SIGNING, "CorsAllowedOrigins": "https://a.example"})
+    policy = properties(stack, "FilesCorsHeadersPolicy")["ResponseHeadersPolicyConfig"]
+    # After a redirect the browser's Origin is "null": only "*" lets it read the file
+    assert policy["CorsConfig"]["AccessControlAllowOrigins"]["Items"] == ["*"]
+    [rule] = bucket_rules()
+    assert rule.matches("null", "GET", ["x-api-key", "range"])
 
 
 def test_the_local_edge_sets_what_the_cloudfront_policy_sets():
