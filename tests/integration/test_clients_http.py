@@ -249,3 +249,16 @@ def test_head_of_a_collection_is_its_get_without_the_body(http, base, path):
         assert head.headers.get(name) == get.headers.get(name), name
     if get.status_code == HTTPStatus.OK and "Content-Encoding" not in get.headers:
         assert int(head.headers["Content-Length"]) == len(get.content)
+
+
+def test_a_429_is_readable_by_a_page_with_its_retry_after(http, base, make_key):
+    key, _ = make_key(hourly_limit=1)
+    origin = {"Origin": PAGE_ORIGIN, "X-Api-Key": key}
+    url = f"{base}/feeds/catalog.json?junk=1"  # a counted 400: the one request allowed
+    assert http.get(url, headers=origin, timeout=30).status_code == HTTPStatus.BAD_REQUEST
+    refused = http.get(url, headers=origin, timeout=30)
+    assert refused.status_code == HTTPStatus.TOO_MANY_REQUESTS
+    assert refused.headers["Access-Control-Allow-Origin"] == "*"
+    exposed = listed(refused.headers["Access-Control-Expose-Headers"])
+    assert {"retry-after", "ratelimit-remaining"} <= exposed
+    assert refused.json()["status"] == HTTPStatus.TOO_MANY_REQUESTS
