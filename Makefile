@@ -19,8 +19,8 @@ $(BIN)/.installed: pyproject.toml
 	@touch $@
 
 # The local stack in the foreground until Ctrl-C; PORT (default 3000), EDGE_PORT (the local
-# CDN, default 3080) and EMULATOR_PORT (default: a free one) reach it through the
-# environment: make run PORT=3001 EDGE_PORT=3081
+# CDN, default 3080), PAGE_PORT (the demo page, default 3090) and EMULATOR_PORT (default: a
+# free one) reach it through the environment: make run PORT=3001 EDGE_PORT=3081
 run: $(BIN)/.installed
 	@$(BIN)/offload-local
 

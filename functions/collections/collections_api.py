@@ -26,28 +26,28 @@ app = api_resolver(runtime.settings)
 # The collection is looked up before anything else, so an unknown one costs no AWS call.
 
 
-@app.get("/<resource>/<resource_id>/<collection>/version")
+@app.route("/<resource>/<resource_id>/<collection>/version", method=["GET", "HEAD"])
 @tracer.capture_method
 def get_version(resource: str, resource_id: str, collection: str) -> Response:
     listed = REGISTRY.owned(resource, collection)
     return _response(service.version(listed, resource_id, *_conditional()))
 
 
-@app.get("/<resource>/<resource_id>/<collection>/index")
+@app.route("/<resource>/<resource_id>/<collection>/index", method=["GET", "HEAD"])
 @tracer.capture_method
 def get_index(resource: str, resource_id: str, collection: str) -> Response:
     listed = REGISTRY.owned(resource, collection)
     return _response(service.index(listed, resource_id, *_conditional()))
 
 
-@app.get("/<resource>/<resource_id>/<collection>/pages/<page>")
+@app.route("/<resource>/<resource_id>/<collection>/pages/<page>", method=["GET", "HEAD"])
 @tracer.capture_method
 def get_page(resource: str, resource_id: str, collection: str, page: str) -> Response:
     listed = REGISTRY.owned(resource, collection)
     return _response(service.page(listed, resource_id, page, *_conditional()))
 
 
-@app.get("/<resource>/<resource_id>")
+@app.route("/<resource>/<resource_id>", method=["GET", "HEAD"])
 @tracer.capture_method
 def get_entity(resource: str, resource_id: str) -> Response:
     return _response(service.entity(REGISTRY.named(resource), resource_id, *_conditional()))

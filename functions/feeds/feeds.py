@@ -24,7 +24,7 @@ service = FeedService(runtime, registry=REGISTRY)
 app = api_resolver(runtime.settings)
 
 
-@app.get("/feeds/<file>")
+@app.route("/feeds/<file>", method=["GET", "HEAD"])
 @tracer.capture_method
 def get_feed(file: str) -> Response:
     client = authenticate_request(app, SCOPE_FEEDS, clients)
@@ -36,6 +36,8 @@ def get_feed(file: str) -> Response:
         client,
         headers=event.headers or {},
         metered=_rate_headers,
+        # Counted as a GET is; answered from what is stored, never generated.
+        probe=event.request_context.http.method == "HEAD",
     )
     if answer.object_key is not None and not answer.not_modified:
         audit_download(answer, client, file, event)
@@ -54,6 +56,8 @@ def _response(answer: FeedAnswer, target: str) -> Response:
     headers = {"Cache-Status": answer.outcome.cache_status, "Cache-Control": "private, no-store"}
     if answer.etag is not None:
         headers["ETag"] = answer.etag
+    if answer.digest is not None:
+        headers["Repr-Digest"] = answer.digest
     if answer.retry_after is not None:
         # Generating in the background: this same request is the status link.
         headers |= {"Retry-After": str(answer.retry_after), "Location": target}

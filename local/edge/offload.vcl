@@ -139,6 +139,18 @@ sub vcl_deliver {
     unset resp.http.X-Edge-Strong-ETag;
     unset resp.http.X-Edge-Status;
     unset resp.http.X-Edge-Refreshed;
+    # The template's CorsHeadersPolicy (origins "*", OriginOverride): a request with an Origin
+    # gets the CORS headers whichever copy answers it, even one stored from a request
+    # without an Origin, to which the API added none. Set per answer, never stored.
+    if (req.http.Origin) {
+        set resp.http.Access-Control-Allow-Origin = "*";
+        set resp.http.Access-Control-Expose-Headers = "etag,cache-status,ratelimit-limit,ratelimit-remaining,ratelimit-reset,retry-after,location,content-disposition,content-length,content-range,content-encoding,repr-digest,x-amz-meta-sha256,x-amz-meta-decoded-sha256";
+        if (req.method == "OPTIONS" && req.http.Access-Control-Request-Method) {
+            set resp.http.Access-Control-Allow-Methods = "GET,HEAD,POST,OPTIONS";
+            set resp.http.Access-Control-Allow-Headers = "x-api-key,authorization,if-none-match,content-type,range";
+            set resp.http.Access-Control-Max-Age = "600";
+        }
+    }
     unset resp.http.Via;
     unset resp.http.X-Varnish;
 }

@@ -42,6 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             port=args.port,
             emulator_port=args.emulator_port,
             edge_port=None if args.no_edge else args.edge_port,
+            page_port=None if args.no_page else args.page_port,
             seed=not args.no_seed,
             parameters=dict(args.parameter_overrides),
             template=args.template,
@@ -146,11 +147,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-edge", action="store_true", help="serve the API only")
     parser.add_argument(
         "--origin-port",
-        type=int,
-        default=int(os.environ.get("ORIGIN_PORT") or 0),
+        **_port_from("ORIGIN_PORT", 0),
         help="the demo origin (the API origin feeds fetch from) on 127.0.0.1 (default: "
         "$ORIGIN_PORT or a free one); unused when OriginBaseUrl is given",
     )
+    parser.add_argument(
+        "--page-port",
+        **_port_from("PAGE_PORT", 3090),
+        help="the demo page, an origin of its own (default: $PAGE_PORT or 3090; 0: free)",
+    )
+    parser.add_argument("--no-page", action="store_true", help="no demo page")
     parser.add_argument(
         "--parameter-overrides",
         nargs="*",
@@ -197,6 +203,11 @@ def banner(stack: LocalStack, env_file: Path) -> str:
             else []
         ),
         f"  {stack.api_url}  the API (as API Gateway)",
+        *(
+            [f"  {stack.page.url}  the demo page (another origin, reading the API by CORS)"]
+            if stack.page is not None
+            else []
+        ),
         f"  {stack.emulator.endpoint_url}  the AWS emulator (moto)",
         *(
             [f"  {stack.origin.url}  the demo origin (what origin-backed feeds fetch)"]

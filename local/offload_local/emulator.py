@@ -15,6 +15,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.model_instances import reset_model_data
 from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 
+from offload_local.cors import BucketCors, CorsRule
 from offload_local.isolation import serialise_dynamodb
 from offload_local.presigned import PresignedUrls, WsgiApp
 from offload_local.resources import create_resources
@@ -70,7 +71,14 @@ class Emulator:
         self.stack = stack
         app: Any = DomainDispatcherApplication(create_backend_app)
         events = S3EventSource(_forgetting_models(app), on_change, lookup=_stored_object)
-        self._app = lambda_api(PresignedUrls(events, region=stack.region))
+        buckets = {
+            name: [CorsRule.of(rule) for rule in rules]
+            for name, rules in stack.bucket_cors_rules().items()
+        }
+        # CORS outermost: S3 adds its CORS headers to its refusals too.
+        self._app = lambda_api(
+            BucketCors(PresignedUrls(events, region=stack.region), rules=buckets.get)
+        )
         self._server = self._serve_on(port)
         self._outage = threading.Lock()
 

@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from werkzeug.serving import WSGIRequestHandler
 
+from offload_local.cors import ApiCors
 from offload_local.lambdas import Containers
 from offload_local.template import Function, Route, variable_conflicts
 
@@ -143,7 +144,9 @@ class Gateway:
         account_id: str,
         api_id: str = "local",
         throttling: tuple[float, int] | None = None,
+        cors: ApiCors | None = None,
     ) -> None:
+        """`cors`: the HttpApi's CorsConfiguration, applied to every answer as API Gateway's."""
         targets = [
             _Target(route, function, containers[function.logical_id], route.pattern)
             for function in functions
@@ -155,6 +158,7 @@ class Gateway:
         self._targets = sorted(targets, key=lambda target: target.route.specificity)
         self._account_id = account_id
         self._api_id = api_id
+        self._cors = cors
         self._buckets = (
             {target.route.key: TokenBucket(*throttling) for target in targets} if throttling else {}
         )
@@ -170,16 +174,25 @@ class Gateway:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request_id = f"{secrets.token_hex(4)}-{secrets.token_hex(2)}="
-        response = self._respond(environ, request_id)
-        headers = [
-            *response.headers,
-            ("Content-Length", str(len(response.body))),
-            ("apigw-requestid", request_id),
-        ]
+        request_headers, _ = _headers(environ)
+        method = environ["REQUEST_METHOD"]
+        if self._cors is not None and self._cors.is_preflight(method, request_headers):
+            # API Gateway answers a preflight itself, whatever the path: no route, no function.
+            _read_body(environ)
+            response = HttpResponse(204, self._cors.preflight(request_headers), b"")
+        else:
+            response = self._respond(environ, request_id)
+            if self._cors is not None:
+                headers = self._cors.apply(request_headers, response.headers)
+                response = HttpResponse(response.status, headers, response.body)
+        headers = [*response.headers, ("apigw-requestid", request_id)]
+        if response.status != 204:
+            # A HEAD's Content-Length is its GET's: the function's body, never sent.
+            headers.insert(len(response.headers), ("Content-Length", str(len(response.body))))
         status = response.status
         phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
         start_response(f"{status} {phrase}".strip(), headers)
-        return [response.body]
+        return [] if method == "HEAD" else [response.body]
 
     def _respond(self, environ: dict[str, Any], request_id: str) -> HttpResponse:
         try:

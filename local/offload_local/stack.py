@@ -10,12 +10,14 @@ from pathlib import Path
 
 import boto3
 
+from offload_local.cors import ApiCors
 from offload_local.edge import INSTALL_HINT, Edge, find
 from offload_local.emulator import Emulator
 from offload_local.gateway import Gateway, GatewayRequestHandler
 from offload_local.invocations import AsyncInvoker, LambdaApi
 from offload_local.lambdas import Containers
 from offload_local.origin import CREDENTIAL_PARAMETER, TOKEN, OriginServer
+from offload_local.page import PageApp
 from offload_local.s3events import Notifications
 from offload_local.servers import Server
 from offload_local.template import TEMPLATE_PATH, Stack, load
@@ -56,6 +58,8 @@ class LocalStack:
     emulator_port: int = 0
     # None: no edge; 0: a free port.
     edge_port: int | None = None
+    # None: no demo page; 0: a free port.
+    page_port: int | None = None
     template: Path = TEMPLATE_PATH
     seed: bool = True
     # Template parameters, as `sam deploy --parameter-overrides` gives them. Without
@@ -92,10 +96,12 @@ class LocalStack:
             self._containers,
             account_id=self.stack.account_id,
             throttling=self.stack.throttling(),
+            cors=ApiCors.of(cors) if (cors := self.stack.api_cors()) is not None else None,
         )
         self._servers: list[Server | Emulator] = []
         self.edge: Edge | None = None
         self.edge_missing = ""
+        self.page: Server | None = None
 
     @property
     def api_url(self) -> str:
@@ -117,6 +123,14 @@ class LocalStack:
             request_handler=GatewayRequestHandler,
         )
         self._servers.append(self._api)
+        if self.page_port is not None:
+            self.page = Server(
+                PageApp(lambda: self.public_url),
+                port=self.page_port,
+                what="demo page",
+                hint="pick another with PAGE_PORT, e.g. make run PAGE_PORT=3091",
+            )
+            self._servers.append(self.page)
         if self.edge_port is not None:
             self._prepare_edge(self.edge_port)
         self.emulator = Emulator(
@@ -145,6 +159,9 @@ class LocalStack:
         if self.seed:
             seed_demo_data()
         self._api.start()
+        if self.page is not None:
+            self.page.start()
+            self.environment["OFFLOAD_PAGE_URL"] = self.page.url
         if self.edge is not None:
             self.edge.start()
             self.environment["OFFLOAD_EDGE_URL"] = self.edge.url
@@ -210,6 +227,7 @@ class LocalStack:
             "OFFLOAD_EDGE_URL",
             "OFFLOAD_EDGE_NAME",
             "OFFLOAD_ORIGIN_URL",
+            "OFFLOAD_PAGE_URL",
         )
         # The `offload` command the banner suggests lives beside the interpreter serving this.
         scripts = shlex.quote(sysconfig.get_path("scripts"))

@@ -265,6 +265,27 @@ class Stack:
                 return rate, int(self.resolve(settings["ThrottlingBurstLimit"]))
         return None
 
+    def api_cors(self) -> dict[str, Any] | None:
+        """The HttpApi's `CorsConfiguration`, resolved, if it declares one."""
+        for api in self.resources("AWS::Serverless::HttpApi").values():
+            configuration = api.get("Properties", {}).get("CorsConfiguration")
+            if isinstance(configuration, Mapping):
+                return dict(self.resolve(configuration))
+        return None
+
+    def bucket_cors_rules(self) -> dict[str, list[dict[str, Any]]]:
+        """Each bucket's physical name and its `CorsConfiguration.CorsRules` (maybe none)."""
+        return {
+            self.resource_name(logical_id): list(
+                self.resolve(
+                    resource.get("Properties", {})
+                    .get("CorsConfiguration", {})
+                    .get("CorsRules", [])
+                )
+            )
+            for logical_id, resource in self.resources("AWS::S3::Bucket").items()
+        }
+
     def resolve(self, value: Any) -> Any:
         """Evaluate the intrinsic functions the template uses, against local names."""
         if isinstance(value, list):
@@ -315,7 +336,11 @@ class Stack:
         if name in pseudo:
             return pseudo[name]
         if name in self.parameters:
-            return self.parameters[name]
+            value = self.parameters[name]
+            spec = self.template.get("Parameters", {}).get(name, {})
+            if spec.get("Type") == "CommaDelimitedList":
+                return [item.strip() for item in value.split(",")]
+            return value
         return self.resource_name(name)
 
     def _sub_name(self, name: str) -> str:

@@ -71,9 +71,12 @@ def feed_event(
     key: str | None = None,
     query: str = "",
     headers: dict[str, str] | None = None,
+    method: str = "GET",
 ) -> dict:
     """A feed request event, made from events/feed_request_no_key.json."""
     event = json.loads((EVENTS / "feed_request_no_key.json").read_text())
+    event["requestContext"]["http"]["method"] = method
+    event["routeKey"] = f"{method} /feeds/{{file}}"
     event["rawPath"] = event["requestContext"]["http"]["path"] = path
     event["pathParameters"] = {"file": path.rsplit("/", 1)[-1]}
     event["rawQueryString"] = query

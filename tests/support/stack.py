@@ -70,6 +70,11 @@ class RunningStack:
         return self.environment.get("OFFLOAD_EDGE_URL")
 
     @property
+    def page_url(self) -> str:
+        """The demo page, on an origin of its own."""
+        return self.environment["OFFLOAD_PAGE_URL"]
+
+    @property
     def endpoint_url(self) -> str:
         return self.environment["AWS_ENDPOINT_URL"]
 
@@ -106,6 +111,8 @@ def start_stack(
                 "--port",
                 "0",
                 "--edge-port",
+                "0",
+                "--page-port",
                 "0",
                 "--env-file",
                 str(env_file),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from datetime import datetime
 from http import HTTPStatus
@@ -16,6 +18,18 @@ from tests.support import cache_status, problem_of, signed_generation
 from tests.support.feeds import download
 
 PROBE = "/feeds/probe.json"
+
+
+def repr_digest(data: bytes) -> str:
+    """RFC 9530's `sha-256=:<base64>:`, computed here, not by the code under test."""
+    return f"sha-256=:{base64.b64encode(hashlib.sha256(data).digest()).decode()}:"
+
+
+def raw_bytes(url: str) -> tuple[bytes, requests.Response]:
+    """Exactly the bytes a URL returns, content coding left as it is."""
+    response = requests.get(url, timeout=10, stream=True)
+    assert response.status_code == HTTPStatus.OK, response.text
+    return response.raw.read(decode_content=False), response
 
 
 @pytest.fixture
@@ -78,13 +92,23 @@ def test_a_link_is_the_signed_url_as_json_for_clients_that_do_not_follow(call_fe
     assert response["headers"]["Cache-Control"] == "private, no-store"
     assert "Location" not in response["headers"]
     link = json.loads(response["body"])
-    assert set(link) == {"url", "expires_at", "etag", "size", "content_type"}
+    assert set(link) == {
+        "url",
+        "expires_at",
+        "etag",
+        "size",
+        "content_type",
+        "content_encoding",
+        "digest",
+    }
     body = download(link["url"])
-    assert (link["etag"], link["size"], link["content_type"]) == (
+    assert (link["etag"], link["size"], link["content_type"], link["content_encoding"]) == (
         hit["headers"]["ETag"],
         len(body),
         "application/json",
+        None,
     )
+    assert link["digest"] == repr_digest(body) == hit["headers"]["Repr-Digest"]
     assert datetime.fromisoformat(link["expires_at"]).timestamp() > 0
 
 
@@ -154,3 +178,71 @@ def test_either_copys_etag_is_a_304(call_feed, recorded):
             PROBE, key=key, headers={"if-none-match": held, "accept-encoding": "gzip"}
         )
         assert response["statusCode"] == HTTPStatus.NOT_MODIFIED
+
+
+@pytest.mark.parametrize("gzip", [False, True], ids=["plain", "gzip"])
+def test_the_redirect_announces_the_digest_of_exactly_what_its_url_returns(
+    call_feed, recorded, gzip
+):
+    key, _ = recorded
+    headers = {"accept-encoding": "gzip"} if gzip else {}
+    response = call_feed(PROBE, key=key, headers=headers)
+    assert response["statusCode"] == HTTPStatus.TEMPORARY_REDIRECT
+    raw, stored = raw_bytes(response["headers"]["Location"])
+    assert response["headers"]["Repr-Digest"] == repr_digest(raw)
+    # The stored object says it too, for pages that cannot read the 307's headers
+    assert f"sha-256=:{stored.headers['x-amz-meta-sha256']}:" == repr_digest(raw)
+
+
+def test_a_gzip_link_names_its_encoding_size_and_digest(call_feed, recorded):
+    key, _ = recorded
+    response = call_feed(
+        PROBE, key=key, query="redirect=false", headers={"accept-encoding": "gzip"}
+    )
+    link = json.loads(response["body"])
+    raw, _ = raw_bytes(link["url"])
+    assert raw.startswith(b"\x1f\x8b")
+    assert (link["content_encoding"], link["size"], link["digest"]) == (
+        "gzip",
+        len(raw),
+        repr_digest(raw),
+    )
+
+
+def test_a_link_to_a_fresh_generation_knows_its_digest_before_it_is_recorded(
+    call_feed, make_key, probe
+):
+    key, _ = make_key()
+    response = call_feed(PROBE, key=key, query="redirect=false")
+    link = json.loads(response["body"])
+    raw, _ = raw_bytes(link["url"])
+    assert link["digest"] == repr_digest(raw)
+
+
+def test_a_weak_etag_as_cloudfront_makes_it_still_matches(call_feed, recorded):
+    key, hit = recorded
+    weak = "W/" + hit["headers"]["ETag"]
+    response = call_feed(PROBE, key=key, headers={"if-none-match": weak})
+    assert response["statusCode"] == HTTPStatus.NOT_MODIFIED
+
+
+def test_a_head_redirects_to_the_stored_file_and_counts(call_feed, recorded):
+    # (That the URL is signed for HEAD is checked where signatures are: the local stack.)
+    key, hit = recorded
+    response = call_feed(PROBE, key=key, method="HEAD")
+    assert response["statusCode"] == HTTPStatus.TEMPORARY_REDIRECT
+    assert signed_generation(response["headers"]["Location"]) == signed_generation(
+        hit["headers"]["Location"]
+    )
+    assert response["headers"]["Repr-Digest"] == hit["headers"]["Repr-Digest"]
+    assert int(response["headers"]["RateLimit-Remaining"]) == (
+        int(hit["headers"]["RateLimit-Remaining"]) - 1
+    )
+
+
+def test_a_head_never_generates(call_feed, make_key, probe):
+    key, _ = make_key()
+    response = call_feed(PROBE, key=key, method="HEAD")
+    assert response["statusCode"] == HTTPStatus.NOT_FOUND
+    assert problem_of(response)["title"] == "Not generated"
+    assert probe.calls == 0

@@ -25,3 +25,15 @@ def test_other_failures_are_raised():
         stub.add_client_error("head_object", service_error_code="SlowDown", http_status_code=503)
         with pytest.raises(ClientError):
             storage.object_exists(s3, "bucket", "files/x.json")
+
+
+def test_a_name_beyond_ascii_is_also_given_as_rfc_6266_filename_star():
+    from offload.storage import Download
+
+    disposition = Download("katalog-größe.json", "application/json").disposition
+    assert disposition == (
+        "attachment; filename=\"katalog-gr__e.json\"; filename*=UTF-8''katalog-gr%C3%B6%C3%9Fe.json"
+    )
+    assert Download("catalog-2026-12-02.json", "application/json").disposition == (
+        'attachment; filename="catalog-2026-12-02.json"'
+    )

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import NoReturn
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -25,6 +26,7 @@ from pynamodb.exceptions import PynamoDBException
 from offload import auth, usage
 from offload.collections.store import CollectionStore
 from offload.config import DEFAULT_HOURLY_LIMIT, TABLE_NAME, Settings, default_of
+from offload.download import Downloader, DownloadError
 from offload.errors import InvalidRequest, NotFound
 from offload.feeds import REGISTRY
 from offload.feeds.catalog import product_records, seed_products
@@ -36,6 +38,10 @@ from offload.observability import logger
 # a second, far past what one API Gateway stage accepts by default).
 MAX_HOURLY_LIMIT = 1_000_000_000
 MAX_SEED_PRODUCTS = 1_000_000
+
+# Where `offload download` finds the API and the key when not given them.
+API_URL_VARIABLES = ("OFFLOAD_URL", "OFFLOAD_EDGE_URL", "OFFLOAD_API_URL")
+API_KEY_VARIABLE = "OFFLOAD_API_KEY"
 
 
 class UsageError(Exception):
@@ -82,11 +88,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with _logs_on_stderr():
         try:
-            settings = None if args.command == "feeds" else _bind(args.table)
+            settings = None if args.command in {"feeds", "download"} else _bind(args.table)
             return int(args.run(args, settings))
         except UsageError as exc:
             print(f"offload: {exc}", file=sys.stderr)
             return 2
+        except DownloadError as exc:
+            print(f"offload: {exc}", file=sys.stderr)
+            return 1
         except (ClientError, BotoCoreError, PynamoDBException) as exc:
             # What AWS said, on one line: the traceback would only show this module.
             print(f"offload: AWS: {' '.join(str(exc).split())}", file=sys.stderr)
@@ -246,6 +255,28 @@ def _usage(args: argparse.Namespace, settings: Settings | None) -> int:
     return 0
 
 
+def _download(args: argparse.Namespace, settings: Settings | None) -> int:
+    base = args.url or next((os.environ[n] for n in API_URL_VARIABLES if os.environ.get(n)), "")
+    if not base:
+        raise UsageError(
+            f"no API: pass --url or set {API_URL_VARIABLES[0]} "
+            "(with the local stack: source .offload/local.env)"
+        )
+    key = args.key or os.environ.get(API_KEY_VARIABLE)
+    if not key:
+        raise UsageError(f"no API key: pass --key or set {API_KEY_VARIABLE}")
+    if "/" in args.file or "." not in args.file:
+        raise UsageError("name the file as FEED.FORMAT, e.g. catalog.json")
+    query = f"?{args.query}" if args.query else ""
+    downloader = Downloader(
+        base, key, max_wait=args.max_wait, report=lambda line: print(line, file=sys.stderr)
+    )
+    destination = Path(args.output or args.file)
+    saved = downloader.download(args.file + query, destination)
+    print(f"{saved} ({saved.stat().st_size} bytes, SHA-256 verified)")
+    return 0
+
+
 def _catalog_seed(args: argparse.Namespace, settings: Settings | None) -> int:
     written = seed_products(product_records(args.count))
     print(f"wrote {written} demo products")
@@ -311,6 +342,21 @@ def _parser() -> argparse.ArgumentParser:
     feeds.add_subparsers(dest="action", required=True).add_parser("list").set_defaults(
         run=_feeds_list
     )
+
+    download = commands.add_parser(
+        "download", help="download a feed file, resuming after a cut, and verify its digest"
+    )
+    download.add_argument("file", metavar="FEED.FORMAT", help="e.g. catalog.json")
+    download.add_argument("-o", "--output", metavar="FILE", help="default: FEED.FORMAT here")
+    download.add_argument(
+        "--url", help=f"the API's base URL (default: ${API_URL_VARIABLES[0]}, else the local stack)"
+    )
+    download.add_argument("--key", help=f"the API key (default: ${API_KEY_VARIABLE})")
+    download.add_argument("--query", default="", help="the feed's parameters, e.g. category=toys")
+    download.add_argument(
+        "--max-wait", type=float, default=900.0, help="seconds to wait out 202/429 (default 900)"
+    )
+    download.set_defaults(run=_download)
 
     catalog = commands.add_parser("catalog", help="the demo catalog feed's data")
     seed = catalog.add_subparsers(dest="action", required=True).add_parser(

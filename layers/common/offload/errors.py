@@ -49,6 +49,12 @@ class NotFound(OffloadError):
     title = "Not found"
 
 
+class NotGenerated(NotFound):
+    """A HEAD of a file nobody has generated yet: a HEAD never starts a generation."""
+
+    title = "Not generated"
+
+
 class Conflict(OffloadError):
     status = HTTPStatus.CONFLICT
     title = "Conflict"

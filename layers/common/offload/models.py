@@ -85,6 +85,11 @@ class CacheEntry(TableModel):
     # What the file's source said identifies it, sent back on a conditional rebuild.
     source_etag = UnicodeAttribute(null=True)
     source_last_modified = UnicodeAttribute(null=True)
+    # SHA-256 (base64) of the file, and its gzip copy's digest and size; absent on entries
+    # recorded before digests were.
+    sha256 = UnicodeAttribute(null=True)
+    gzip_sha256 = UnicodeAttribute(null=True)
+    gzip_size = NumberAttribute(null=True)
 
     @staticmethod
     def key_for(cache_id: str) -> str:

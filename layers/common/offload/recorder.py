@@ -47,6 +47,10 @@ def record_created(s3: Any, bucket: str, key: str) -> Recorded:
         source_etag=stored.metadata.get(storage.SOURCE_ETAG),
         source_last_modified=stored.metadata.get(storage.SOURCE_LAST_MODIFIED),
     )
+    if stored.integrity is not None:
+        entry.sha256 = stored.integrity.plain.sha256
+        entry.gzip_sha256 = stored.integrity.gzip.sha256
+        entry.gzip_size = stored.integrity.gzip.size
     outcome = Recorded.ADVANCED
     try:
         # Only forward: duplicates and late, older events leave the newest generation.

@@ -25,24 +25,29 @@ class UrlSigner(Protocol):
     @property
     def ttl(self) -> int: ...
 
-    def sign(self, object_key: str, download: Download | None = None) -> str: ...
+    def sign(
+        self, object_key: str, download: Download | None = None, *, method: str = "GET"
+    ) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
 class S3UrlSigner:
-    """SigV4 presigned GET straight from the bucket."""
+    """SigV4 presigned GET (or HEAD) straight from the bucket: SigV4 signs the method."""
 
     s3: Any
     bucket: str
     ttl: int
 
-    def sign(self, object_key: str, download: Download | None = None) -> str:
+    def sign(
+        self, object_key: str, download: Download | None = None, *, method: str = "GET"
+    ) -> str:
         params = {"Bucket": self.bucket, "Key": object_key}
         if download is not None:
             # Signed into the URL: S3 answers with these headers (response-content-*).
             params["ResponseContentDisposition"] = download.disposition
             params["ResponseContentType"] = download.content_type
-        return self.s3.generate_presigned_url("get_object", Params=params, ExpiresIn=self.ttl)
+        operation = "head_object" if method == "HEAD" else "get_object"
+        return self.s3.generate_presigned_url(operation, Params=params, ExpiresIn=self.ttl)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,12 +101,15 @@ class CloudFrontUrlSigner:
                     self._loaded = _prepare(self.key_id, material)
             return self._loaded
 
-    def sign(self, object_key: str, download: Download | None = None) -> str:
+    def sign(
+        self, object_key: str, download: Download | None = None, *, method: str = "GET"
+    ) -> str:
         loaded = self._current()
         if loaded is None:
             if self._fallback is None:
                 raise ConfigurationError("the CloudFront domain is not published yet")
-            return self._fallback.sign(object_key, download)
+            return self._fallback.sign(object_key, download, method=method)
+        # One URL for GET and HEAD: a canned policy names no method.
         # CloudFront passes no response-content-* overrides to the bucket: the object's own
         # Content-Type and Content-Disposition, set at upload, say the same.
         domain, signer = loaded

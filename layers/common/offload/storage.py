@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import functools
 import gzip
+import hashlib
 import io
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import ClientError
@@ -29,6 +32,43 @@ SOURCE_ETAG = "source-etag"
 SOURCE_LAST_MODIFIED = "source-last-modified"
 # S3 allows 2 KB of user metadata per object, names included; a validator needs far less.
 METADATA_VALUE_LIMIT = 1024
+# User metadata (x-amz-meta-*): each object's own SHA-256 (base64, as Repr-Digest writes it);
+# the plain object also names its gzip copy's digest and size, so one HEAD tells both.
+SHA256_METADATA = "sha256"
+GZIP_SHA256_METADATA = "gzip-sha256"
+GZIP_SIZE_METADATA = "gzip-size"
+# On the gzip copy: the file's own digest, for clients that decode as they read (browsers).
+DECODED_SHA256_METADATA = "decoded-sha256"
+
+
+def sha256_of(data: bytes) -> str:
+    """The SHA-256 of `data`, base64 (RFC 9530's byte sequence, without the colons)."""
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """One stored copy of a generation: its size and SHA-256 (base64; None when an older
+    version stored it without one)."""
+
+    size: int
+    sha256: str | None
+
+    @property
+    def digest(self) -> str | None:
+        """`Repr-Digest` (RFC 9530) of exactly these bytes."""
+        return None if self.sha256 is None else f"sha-256=:{self.sha256}:"
+
+
+@dataclass(frozen=True, slots=True)
+class Integrity:
+    """What a generation's two copies are: the file as generated, and gzip-encoded."""
+
+    plain: Copy
+    gzip: Copy
+
+    def copy(self, *, gzip: bool) -> Copy:
+        return self.gzip if gzip else self.plain
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +80,8 @@ class StoredObject:
     content_type: str
     # The object's user metadata (x-amz-meta-*), names lower-case.
     metadata: Mapping[str, str] = field(default_factory=dict)
+    # None for an object stored before digests were recorded.
+    integrity: Integrity | None = None
 
 
 def object_exists(s3: Any, bucket: str, key: str) -> bool:
@@ -55,11 +97,20 @@ def head(s3: Any, bucket: str, key: str) -> StoredObject | None:
         if exc.response.get("Error", {}).get("Code") in _MISSING:
             return None
         raise
+    size = int(response.get("ContentLength", 0))
+    metadata = response.get("Metadata") or {}
+    integrity = None
+    if {SHA256_METADATA, GZIP_SHA256_METADATA, GZIP_SIZE_METADATA} <= metadata.keys():
+        integrity = Integrity(
+            plain=Copy(size, metadata[SHA256_METADATA]),
+            gzip=Copy(int(metadata[GZIP_SIZE_METADATA]), metadata[GZIP_SHA256_METADATA]),
+        )
     return StoredObject(
         key=key,
-        size=int(response.get("ContentLength", 0)),
+        size=size,
         content_type=response.get("ContentType", "application/octet-stream"),
         metadata={name.lower(): value for name, value in response.get("Metadata", {}).items()},
+        integrity=integrity,
     )
 
 
@@ -76,7 +127,16 @@ class Download:
 
     @property
     def disposition(self) -> str:
-        return f'attachment; filename="{self.filename}"'
+        """`attachment` with the name; a name beyond ASCII also as RFC 6266's `filename*`."""
+        if self.filename.isascii() and self.filename.isprintable():
+            escaped = self.filename.replace("\\", "\\\\").replace('"', '\\"')
+            return f'attachment; filename="{escaped}"'
+        fallback = "".join(
+            char if char.isascii() and char.isprintable() and char not in '"\\' else "_"
+            for char in self.filename
+        )
+        encoded = quote(self.filename, safe="")
+        return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
 
 
 # Objects are immutable, so a cache may keep them forever. A shared feed's file is the same
@@ -96,12 +156,13 @@ def upload(
     content_type: str,
     shared: bool = False,
     metadata: Mapping[str, str] | None = None,
-) -> None:
+) -> Integrity:
     """Store one generation, gzip-encoded copy first: its keys are new, so nothing is ever
     overwritten, and once the plain object's event records it, its copy is there too.
 
     `metadata` goes with it as user metadata (the recorder reads it into the cache entry);
-    a value S3 cannot carry (not printable ASCII) is left out.
+    a value S3 cannot carry (not printable ASCII) is left out. Each object carries its
+    SHA-256; the plain one its copy's digest and size as well.
     """
     common: dict[str, Any] = {
         "Bucket": bucket,
@@ -110,12 +171,31 @@ def upload(
         "ContentDisposition": Download.of(generation, content_type).disposition,
         "CacheControl": SHARED_CACHE_CONTROL if shared else PRIVATE_CACHE_CONTROL,
     }
-    if carried := {name: value for name, value in (metadata or {}).items() if _carries(value)}:
-        common["Metadata"] = carried
+    carried = {name: value for name, value in (metadata or {}).items() if _carries(value)}
     # mtime=0: the same bytes always compress to the same copy.
     encoded = gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
-    _put(s3, generation.gzip_key, encoded, {**common, "ContentEncoding": "gzip"})
-    _put(s3, generation.object_key, data, common)
+    plain_sha256, gzip_sha256 = sha256_of(data), sha256_of(encoded)
+    integrity = Integrity(Copy(len(data), plain_sha256), Copy(len(encoded), gzip_sha256))
+    _put(
+        s3,
+        generation.gzip_key,
+        encoded,
+        {**common, "ContentEncoding": "gzip"},
+        {**carried, SHA256_METADATA: gzip_sha256, DECODED_SHA256_METADATA: plain_sha256},
+    )
+    _put(
+        s3,
+        generation.object_key,
+        data,
+        common,
+        {
+            **carried,
+            SHA256_METADATA: plain_sha256,
+            GZIP_SHA256_METADATA: gzip_sha256,
+            GZIP_SIZE_METADATA: str(len(encoded)),
+        },
+    )
+    return integrity
 
 
 def _carries(value: str) -> bool:
@@ -123,9 +203,12 @@ def _carries(value: str) -> bool:
     return len(value) <= METADATA_VALUE_LIMIT and all(" " <= char <= "~" for char in value)
 
 
-def _put(s3: Any, key: str, data: bytes, arguments: dict[str, Any]) -> None:
+def _put(
+    s3: Any, key: str, data: bytes, arguments: dict[str, Any], metadata: dict[str, str]
+) -> None:
     """One PutObject, or a multipart upload (parts in parallel) above Lambda's 6 MB."""
-    extra = {name: value for name, value in arguments.items() if name != "Bucket"}
+    extra: dict[str, Any] = {name: value for name, value in arguments.items() if name != "Bucket"}
+    extra["Metadata"] = metadata
     try:
         s3.upload_fileobj(
             io.BytesIO(data), arguments["Bucket"], key, ExtraArgs=extra, Config=_transfer()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from offload.feeds.base import Feed, Validators
 from offload.freshness import Coverage, State, judge
 from offload.models import CacheEntry
+from offload.storage import Copy, Integrity
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,6 +16,8 @@ class Hit:
 
     object_key: str
     size: int
+    # What the entry recorded of both copies (None for an entry from before digests).
+    integrity: Integrity | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +30,8 @@ class Rebuild:
     stale: str | None = None
     seen: str | None = None
     previous: Validators | None = None
+    # What the entry recorded of the stale file's copies, so answering it costs no HEAD.
+    stale_integrity: Integrity | None = None
 
 
 Decision = Hit | Rebuild
@@ -40,7 +45,7 @@ def decide(
         return Rebuild()
     state = judge(entry, exists=exists, coverage=coverage, max_age=feed.max_age_seconds, now=now)
     if state is State.FRESH:
-        return Hit(entry.object_key, int(entry.size))
+        return Hit(entry.object_key, int(entry.size), integrity_of(entry))
     if state is not State.STALE:
         return Rebuild(seen=entry.object_key)
     # After an invalidation the source is asked afresh: it may not know what changed.
@@ -50,4 +55,15 @@ def decide(
         stale=entry.object_key,
         seen=entry.object_key,
         previous=validators if only_old and validators else None,
+        stale_integrity=integrity_of(entry),
+    )
+
+
+def integrity_of(entry: CacheEntry) -> Integrity | None:
+    """The digests and sizes an entry recorded, if it did."""
+    if entry.sha256 is None or entry.gzip_sha256 is None or entry.gzip_size is None:
+        return None
+    return Integrity(
+        plain=Copy(int(entry.size), entry.sha256),
+        gzip=Copy(int(entry.gzip_size), entry.gzip_sha256),
     )

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from offload.storage import Integrity
 
 CACHE_STATUS_NAME = "Offload"
 
@@ -43,6 +47,8 @@ class Served:
     body: bytes | None = None
     # The file's size where known without another request.
     size: int | None = None
+    # Both copies' sizes and digests, where known without another request.
+    integrity: Integrity | None = None
 
     def __post_init__(self) -> None:
         if self.object_key is None and self.body is None and self.outcome is not Outcome.PENDING:

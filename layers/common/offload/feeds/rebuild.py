@@ -175,7 +175,7 @@ class Rebuilder:
         self, request: FeedRequest, generation: Generation, generated: Generated, inline: bool
     ) -> Served:
         data = generated.data
-        storage.upload(
+        integrity = storage.upload(
             self._runtime.s3,
             self._bucket,
             generation,
@@ -187,7 +187,11 @@ class Rebuilder:
         metrics.add_metric(name="Misses", unit=MetricUnit.Count, value=1)
         small = inline and len(data) <= self._settings.inline_limit_bytes
         return Served(
-            Outcome.STORED, generation.object_key, body=data if small else None, size=len(data)
+            Outcome.STORED,
+            generation.object_key,
+            body=data if small else None,
+            size=len(data),
+            integrity=integrity,
         )
 
     def _wait_for(self, object_key: str, request: FeedRequest) -> bool:

@@ -14,7 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from offload import freshness, storage, usage
 from offload.auth import Client
 from offload.config import BUCKET_NAME, ConfigurationError
-from offload.errors import OffloadError
+from offload.errors import NotGenerated, OffloadError
 from offload.etags import matches_any
 from offload.feeds.background import LambdaLauncher, Launch
 from offload.feeds.base import check_timing
@@ -29,7 +29,7 @@ from offload.observability import logger, metrics
 from offload.ratelimit import RateStatus, consume, refuse_if_spent
 from offload.runtime import Runtime
 from offload.signing import UrlSigner
-from offload.storage import Download
+from offload.storage import Copy, Download, Integrity
 
 # Answers from a file already stored; the rest generated one (or wait for it).
 HITS = frozenset({Outcome.HIT, Outcome.STALE, Outcome.STALE_ON_ERROR})
@@ -73,19 +73,24 @@ class FeedAnswer:
         else:
             size = (served.size or 0) if self.location is not None else 0
         return {kind: 1, usage.Field.BYTES: size}
+    # `Repr-Digest` (RFC 9530) of exactly what `location` or the link's URL returns.
+    digest: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Link:
-    """Where and until when the file can be fetched, for clients that do not follow a 307."""
+    """Where and until when the file can be fetched, for clients that do not follow a 307;
+    `size`, `digest` and `content_encoding` describe exactly the bytes the URL returns."""
 
     url: str
     expires_at: float
     etag: str
     size: int
     content_type: str
+    digest: str | None = None
+    content_encoding: str | None = None
 
-    def document(self) -> dict[str, str | int]:
+    def document(self) -> dict[str, str | int | None]:
         """The link as JSON: `expires_at` in ISO 8601 UTC."""
         expires_at = datetime.fromtimestamp(self.expires_at, tz=UTC).isoformat(timespec="seconds")
         return {
@@ -94,6 +99,8 @@ class Link:
             "etag": self.etag,
             "size": self.size,
             "content_type": self.content_type,
+            "content_encoding": self.content_encoding,
+            "digest": self.digest,
         }
 
 
@@ -135,12 +142,13 @@ class FeedService:
         *,
         headers: Mapping[str, str] | None = None,
         metered: Metered,
+        probe: bool = False,
     ) -> FeedAnswer:
         """Validate `/feeds/{file}?{raw_query}` and serve it; invalid requests count too.
 
         `headers` (lower-case names) say how to deliver (`Accept`, `If-None-Match`).
         `metered` hears the client's rate status as soon as the request is counted, so
-        that every answer, error or not, can carry it.
+        that every answer, error or not, can carry it. `probe` (a HEAD) never generates.
         """
         try:
             delivery = Delivery.of(headers or {}, raw_query)
@@ -149,7 +157,7 @@ class FeedService:
             # Metered like anything else, so junk cannot be sent for free.
             metered(self._count(client, self._feed_named(file)))
             raise
-        return self.serve(request, client, delivery=delivery, metered=metered)
+        return self.serve(request, client, delivery=delivery, metered=metered, probe=probe)
 
     def serve(
         self,
@@ -158,8 +166,12 @@ class FeedService:
         *,
         delivery: Delivery | None = None,
         metered: Metered,
+        probe: bool = False,
     ) -> FeedAnswer:
-        """Answer a validated request for an authenticated client; counts it against the limit."""
+        """Answer a validated request for an authenticated client; counts it against the limit.
+
+        `probe`: a HEAD, answered from what is stored (a fresh file, else a stale one), or
+        NotGenerated; it never starts a generation."""
         delivery = delivery or Delivery()
         window = self._runtime.settings.rate_limit_window
         feed = request.feed.name
@@ -183,21 +195,36 @@ class FeedService:
         )
         if isinstance(decision, Hit):
             metrics.add_metric(name="Hits", unit=MetricUnit.Count, value=1)
-            served = Served(Outcome.HIT, decision.object_key, size=decision.size)
+            served = Served(
+                Outcome.HIT,
+                decision.object_key,
+                size=decision.size,
+                integrity=decision.integrity,
+            )
+        elif probe:
+            if decision.stale is None:
+                raise NotGenerated(
+                    "no file is stored for this request yet; a GET generates it"
+                )
+            served = Served(Outcome.STALE, decision.stale, integrity=decision.stale_integrity)
         else:
             if decision.stale:
                 self._remember(request.cache_id, decision.stale)
             served = self._rebuilder.rebuild(request, coverage, decision, inline=not delivery.link)
+            if served.integrity is None and served.object_key == decision.stale:
+                served = replace(served, integrity=decision.stale_integrity)
         if served.object_key is not None:
             self._remember(request.cache_id, served.object_key)
-        answer = self._answer(request, served, delivery)
+        answer = self._answer(request, served, delivery, probe=probe)
         counts = answer.usage(served)
         usage.PENDING.add(client.client_id, feed, counts)
         if handed_out := counts.get(usage.Field.BYTES):
             metrics.add_metric(name="BytesHandedOut", unit=MetricUnit.Bytes, value=handed_out)
         return answer
 
-    def _answer(self, request: FeedRequest, served: Served, delivery: Delivery) -> FeedAnswer:
+    def _answer(
+        self, request: FeedRequest, served: Served, delivery: Delivery, *, probe: bool = False
+    ) -> FeedAnswer:
         answer = FeedAnswer(served.outcome, request.content_type)
         if served.outcome is Outcome.PENDING:
             return replace(answer, retry_after=self._runtime.settings.retry_after_seconds)
@@ -218,23 +245,42 @@ class FeedService:
             matches_any(delivery.if_none_match, tag) for tag in held
         ):
             return replace(answer, not_modified=True)
+        copy = self._copy(generation, served, gzip=delivery.gzip)
+        if copy is not None:
+            answer = replace(answer, digest=copy.digest)
         signer = self._signer()
-        url = signer.sign(key, Download.of(generation, request.content_type))
+        download = Download.of(generation, request.content_type)
         answer = replace(answer, object_key=key, expires_at=self._clock() + signer.ttl)
         if not delivery.link:
+            # A HEAD follows the 307 as a HEAD, which a URL signed for GET refuses.
+            url = signer.sign(key, download, method="HEAD" if probe else "GET")
             return replace(answer, location=url)
-        size = None if delivery.gzip else served.size
-        if size is None:  # a copy, or another's upload: only a HEAD knows its size
-            stored = storage.head(self._runtime.s3, self._bucket, key)
-            size = stored.size if stored is not None else 0
         link = Link(
-            url=url,
+            url=signer.sign(key, download),
             expires_at=answer.expires_at or 0.0,
             etag=etag,
-            size=size,
+            size=copy.size if copy is not None else 0,
             content_type=request.content_type,
+            digest=copy.digest if copy is not None else None,
+            content_encoding="gzip" if delivery.gzip else None,
         )
         return replace(answer, link=link)
+
+    def _copy(self, generation: Generation, served: Served, *, gzip: bool) -> Copy | None:
+        """The size and digest of the copy answered: as served, else from the object's HEAD
+        (a stale file, another request's upload); None for an object stored without them."""
+        integrity: Integrity | None = served.integrity
+        if integrity is None:
+            stored = storage.head(self._runtime.s3, self._bucket, generation.object_key)
+            if stored is None:
+                return None
+            integrity = stored.integrity
+            if integrity is None:  # stored before digests: the size alone, from S3
+                if gzip:
+                    copy = storage.head(self._runtime.s3, self._bucket, generation.gzip_key)
+                    return None if copy is None else Copy(copy.size, None)
+                return Copy(stored.size, None)
+        return integrity.copy(gzip=gzip)
 
     def _signer(self) -> UrlSigner:
         signer = self._runtime.signer
