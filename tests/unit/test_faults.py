@@ -307,7 +307,8 @@ def recorded(call_feed, make_key, probe, deliver_s3_events) -> Recorded:
 
 HIT_STEPS = {
     # step: the call it makes, on which items, and whether the request was counted before it
-    "auth": ("dynamodb.GetItem", "KEY#", False),
+    # A container's first look at a key also records its last use: an UpdateItem.
+    "auth": ("dynamodb.UpdateItem", "KEY#", False),
     "rate-limit": ("dynamodb.UpdateItem", "RATE#", False),
     "cache-entry": ("dynamodb.GetItem", "ENTRY#", True),
     "invalidations": ("dynamodb.BatchGetItem", "INVALIDATION#", True),
@@ -371,7 +372,7 @@ def test_a_lock_that_cannot_be_released_after_a_failed_rebuild_keeps_its_lease(
 @pytest.mark.parametrize(
     "operation, prefix",
     [
-        pytest.param("dynamodb.GetItem", "KEY#", id="pynamodb"),
+        pytest.param("dynamodb.UpdateItem", "KEY#", id="pynamodb"),
         pytest.param("dynamodb.PutItem", "LOCK#", id="boto3"),
     ],
 )
