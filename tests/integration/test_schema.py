@@ -78,8 +78,9 @@ SETTINGS = {
 
 
 def is_problem(ctx: CheckContext, response: Response, case: Case) -> None:
-    """Every error answer is an RFC 9457 problem whose status is the answer's."""
-    if response.status_code < 400:
+    """Every error answer is an RFC 9457 problem whose status is the answer's (a HEAD's
+    answer has no body to hold one)."""
+    if response.status_code < 400 or case.method.upper() == "HEAD":
         return
     media_type = response.headers.get("content-type", [""])[0].split(";")[0].strip()
     assert media_type == PROBLEM_JSON, f"{response.status_code} answered as {media_type!r}"
