@@ -7,15 +7,18 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from offload.auth import SCOPE_ADMIN, ClientCache
-from offload.collections import MATCHES
+from offload.collections import Collection
 from offload.collections.service import Answer, CollectionService
+from offload.errors import NotFound
 from offload.http import api_resolver, authenticate_request, json_body
 from offload.observability import logger, metrics, tracer
+from offload.plugins import load_plugins
 from offload.runtime import get_runtime
 
 JSON = "application/json"
 
 runtime = get_runtime()
+plugins = load_plugins(runtime.settings.app_modules)
 clients = ClientCache(runtime.settings.client_cache_seconds)
 service = CollectionService.from_runtime(runtime)
 app = api_resolver(runtime.settings)
@@ -24,32 +27,40 @@ app = api_resolver(runtime.settings)
 @app.get("/users/<user_id>/matches/version")
 @tracer.capture_method
 def get_version(user_id: str) -> Response:
-    return _response(service.version(MATCHES, user_id, *_conditional()))
+    return _response(service.version(_matches(), user_id, *_conditional()))
 
 
 @app.get("/users/<user_id>/matches/index")
 @tracer.capture_method
 def get_index(user_id: str) -> Response:
-    return _response(service.index(MATCHES, user_id, *_conditional()))
+    return _response(service.index(_matches(), user_id, *_conditional()))
 
 
 @app.get("/users/<user_id>/matches/pages/<page>")
 @tracer.capture_method
 def get_page(user_id: str, page: str) -> Response:
-    return _response(service.page(MATCHES, user_id, page, *_conditional()))
+    return _response(service.page(_matches(), user_id, page, *_conditional()))
 
 
 @app.get("/matches/<match_id>")
 @tracer.capture_method
 def get_match(match_id: str) -> Response:
-    return _response(service.entity(MATCHES, match_id, *_conditional()))
+    return _response(service.entity(_matches(), match_id, *_conditional()))
 
 
 @app.post("/matches")
 @tracer.capture_method
 def post_match() -> Response:
     authenticate_request(app, SCOPE_ADMIN, clients)
-    return _response(service.record(MATCHES, json_body(app)))
+    return _response(service.record(_matches(), json_body(app)))
+
+
+def _matches() -> Collection:
+    """The users' matches collection, as the plugins registered it."""
+    collection = plugins.collections.get(("users", "matches"))
+    if collection is None:
+        raise NotFound("this deployment serves no users/…/matches collection")
+    return collection
 
 
 def _response(answer: Answer) -> Response:

@@ -18,8 +18,8 @@ from offload.config import (
     CLOUDFRONT_KEY_ID,
     CLOUDFRONT_PRIVATE_KEY_PARAMETER,
 )
-from offload.feeds.catalog import product_records, seed_products
 from offload.runtime import Runtime, get_runtime
+from offload_demo.catalog import product_records, seed_products
 from offload_local.isolation import serialise_dynamodb
 from offload_local.lambdas import Containers, LocalContext, load_handler
 from offload_local.stack import seed_demo_keys

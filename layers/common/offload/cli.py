@@ -1,7 +1,8 @@
 """The `offload` command: keys, invalidations and feeds, against AWS or the local stack.
 
 It reaches AWS through the standard environment (credentials, region, AWS_ENDPOINT_URL),
-and finds the table in TABLE_NAME or --table.
+finds the table in TABLE_NAME or --table, and the feeds and collections in the plugin
+modules OFFLOAD_APP or --app names, as the functions do.
 """
 
 from __future__ import annotations
@@ -16,12 +17,19 @@ from datetime import UTC, datetime
 
 from offload import auth
 from offload.collections.store import CollectionStore
-from offload.config import DEFAULT_HOURLY_LIMIT, TABLE_NAME, Settings, default_of
+from offload.config import (
+    DEFAULT_HOURLY_LIMIT,
+    OFFLOAD_APP,
+    TABLE_NAME,
+    ConfigurationError,
+    Settings,
+    app_modules,
+    default_of,
+)
 from offload.errors import InvalidRequest, NotFound
-from offload.feeds import REGISTRY
-from offload.feeds.catalog import product_records, seed_products
 from offload.invalidation import apply, parse_invalidation
 from offload.models import bind_models
+from offload.plugins import Plugins, load_plugins
 
 
 class UsageError(Exception):
@@ -50,6 +58,15 @@ def _bind(table: str | None) -> Settings:
     settings = Settings.from_mapping({**os.environ, TABLE_NAME: table})
     bind_models(settings)
     return settings
+
+
+def _plugins(args: argparse.Namespace) -> Plugins:
+    """The plugins the functions serve, named by --app or OFFLOAD_APP."""
+    named = args.app if args.app is not None else os.environ.get(OFFLOAD_APP, "")
+    try:
+        return load_plugins(app_modules(named))
+    except ConfigurationError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 def _keys_create(args: argparse.Namespace, settings: Settings | None) -> int:
@@ -98,6 +115,7 @@ def _invalidate(args: argparse.Namespace, settings: Settings | None) -> int:
         body = {"feed": args.feed} if args.feed else {"client": args.client}
     if args.soft and not args.collection:
         body["soft"] = True
+    _plugins(args)  # the feeds and collections an invalidation may name
     try:
         request = parse_invalidation(body)
     except (InvalidRequest, NotFound) as exc:
@@ -108,7 +126,7 @@ def _invalidate(args: argparse.Namespace, settings: Settings | None) -> int:
 
 
 def _feeds_list(args: argparse.Namespace, settings: Settings | None) -> int:
-    for feed in REGISTRY:
+    for feed in _plugins(args).feeds:
         params = ", ".join(p.name for p in feed.parameters) or "-"
         print(
             f"{feed.name}: formats {', '.join(sorted(feed.formats))}; parameters {params}; "
@@ -117,15 +135,10 @@ def _feeds_list(args: argparse.Namespace, settings: Settings | None) -> int:
     return 0
 
 
-def _catalog_seed(args: argparse.Namespace, settings: Settings | None) -> int:
-    written = seed_products(product_records(args.count))
-    print(f"wrote {written} demo products")
-    return 0
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="offload", description=__doc__.splitlines()[0])
     parser.add_argument("--table", help=f"DynamoDB table (default: ${TABLE_NAME})")
+    parser.add_argument("--app", help=f"plugin modules, comma-separated (default: ${OFFLOAD_APP})")
     commands = parser.add_subparsers(dest="command", required=True)
 
     keys = commands.add_parser("keys", help="create, list and revoke API keys")
@@ -162,13 +175,6 @@ def _parser() -> argparse.ArgumentParser:
     feeds.add_subparsers(dest="action", required=True).add_parser("list").set_defaults(
         run=_feeds_list
     )
-
-    catalog = commands.add_parser("catalog", help="the demo catalog feed's data")
-    seed = catalog.add_subparsers(dest="action", required=True).add_parser(
-        "seed", help="write deterministic demo products"
-    )
-    seed.add_argument("--count", type=int, default=2000)
-    seed.set_defaults(run=_catalog_seed)
     return parser
 
 

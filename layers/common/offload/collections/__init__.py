@@ -1,12 +1,10 @@
 """Versioned collections: a short-lived pointer, immutable snapshots and entities.
 
-Adding a collection is one module (see `matches.py`) and one `REGISTRY.register` line here.
+A deployment's modules (OFFLOAD_APP, see `offload.plugins`) register the collections it serves.
 """
 
 from offload.collections.base import Collection, CollectionRef, CollectionRegistry, Record
-from offload.collections.matches import MATCHES
 
 REGISTRY = CollectionRegistry()
-REGISTRY.register(MATCHES)
 
-__all__ = ["MATCHES", "REGISTRY", "Collection", "CollectionRef", "CollectionRegistry", "Record"]
+__all__ = ["REGISTRY", "Collection", "CollectionRef", "CollectionRegistry", "Record"]

@@ -1,4 +1,4 @@
-"""The matches collection: `users/{id}/matches` lists `/matches/{id}`, newest finish first."""
+"""The demo's matches: `users/{id}/matches` lists `/matches/{id}`, newest finish first."""
 
 from __future__ import annotations
 
