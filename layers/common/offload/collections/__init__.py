@@ -3,8 +3,14 @@
 A deployment's modules (OFFLOAD_APP, see `offload.plugins`) register the collections it serves.
 """
 
-from offload.collections.base import Collection, CollectionRef, CollectionRegistry, Record
+from offload.collections.base import (
+    Collection,
+    CollectionRef,
+    CollectionRegistry,
+    Record,
+    check_id,
+)
 
 REGISTRY = CollectionRegistry()
 
-__all__ = ["REGISTRY", "Collection", "CollectionRef", "CollectionRegistry", "Record"]
+__all__ = ["REGISTRY", "Collection", "CollectionRef", "CollectionRegistry", "Record", "check_id"]
