@@ -8,7 +8,9 @@ distributions, at the versions its `*.dist-info` name, are installed for this ma
 `.offload/coldstart/python` (once), beside the `offload` package compiled to bytecode as
 `layers/common/Makefile` compiles it: the same import graph as in Lambda, without the dev
 venv's extra packages (pyOpenSSL, awscrt), which botocore picks up and which change what an
-import costs.
+import costs. The demo's layer (`.aws-sam/build/DemoLayer`, pure Python) is used as built,
+after the Offload layer on the path as Lambda orders `Layers`; the feeds handler is also
+timed with OFFLOAD_APP empty: what the product costs without any plugin.
 
 Each figure is the median of fresh interpreter processes (the runtime's, python3.13 when on
 PATH), alternating the modules so noise hits all: wall time from the first import statement
@@ -31,6 +33,7 @@ sys.path[:0] = [str(ROOT / "local")]
 from offload_local.template import Stack, load  # noqa: E402
 
 BUILT_LAYER = ROOT / ".aws-sam" / "build" / "OffloadLayer" / "python"
+BUILT_DEMO_LAYER = ROOT / ".aws-sam" / "build" / "DemoLayer" / "python"
 LAYER = ROOT / ".offload" / "coldstart" / "python"
 GOAL = 1.5
 BASELINE = "import boto3"
@@ -145,6 +148,9 @@ def main() -> None:
     args = parser.parse_args()
     python = interpreter()
     layer = prepare(python)
+    if not BUILT_DEMO_LAYER.is_dir():
+        sys.exit("bench/coldstart.py: no built demo layer; run `make build` first")
+    layers = [layer, BUILT_DEMO_LAYER]
     stack = Stack(load())
     functions = [f for f in stack.functions() if f.code_uri.parent.name == "functions"]
     cases: dict[str, tuple[str, list[Path], dict[str, str]]] = {
@@ -159,7 +165,11 @@ def main() -> None:
         for tracing in (False, True):
             label = f"{function.logical_id} (tracing {'on' if tracing else 'off'})"
             env = environment(stack, function.logical_id, tracing=tracing)
-            cases[label] = (f"import {module}", [function.code_uri, layer], env)
+            cases[label] = (f"import {module}", [function.code_uri, *layers], env)
+            if function.logical_id == "FeedsFunction":
+                label = f"{function.logical_id}, no plugin (tracing {'on' if tracing else 'off'})"
+                bare = env | {"OFFLOAD_APP": ""}
+                cases[label] = (f"import {module}", [function.code_uri, *layers], bare)
     samples: dict[str, list[float]] = {label: [] for label in cases}
     for _ in range(args.runs):
         for label, (statement, path, env) in cases.items():

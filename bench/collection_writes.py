@@ -276,9 +276,9 @@ class Result:
 
 def measure(store: Any, meter: Meter, user: str, n: int, recordings: int) -> Result:
     """Seed `n` listed matches for `user`, then record `recordings` more, metered each."""
-    from offload.collections import MATCHES
     from offload.collections.entities import EntityStore
     from offload.collections.store import Entry
+    from offload_demo.matches import MATCHES
 
     ref = MATCHES.of(user)
     store.add(

@@ -33,6 +33,8 @@ ENVIRONMENT = {
     "GENERATOR_FUNCTION_NAME": "offload-bench-feed-generator",
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_LOG_LEVEL": "WARNING",
+    # The demo's catalog is what this measures.
+    "OFFLOAD_APP": "offload_demo",
 }
 
 
@@ -76,14 +78,15 @@ def main() -> None:
     from offload import auth
     from offload.feeds import REGISTRY
     from offload.feeds.base import Feed, GenerationRequest
-    from offload.feeds.catalog import product_records, seed_products
     from offload.feeds.generation import Generation
     from offload.feeds.outcome import Outcome
     from offload.feeds.service import FeedAnswer, FeedService
     from offload.observability import metrics
+    from offload.plugins import load_plugins
     from offload.recorder import record_created
     from offload.runtime import get_runtime
     from offload.storage import GZIP_LEVEL
+    from offload_demo.catalog import product_records, seed_products
     from offload_local.resources import create_resources
     from offload_local.template import Stack, load
 
@@ -92,6 +95,7 @@ def main() -> None:
         names = {"Table": ENVIRONMENT["TABLE_NAME"], "FeedsBucket": ENVIRONMENT["BUCKET_NAME"]}
         create_resources(stack, names=names)
         runtime = get_runtime()
+        load_plugins(runtime.settings.app_modules)
         seed_products(product_records(2000))
         auth.create_key("bench", scopes={auth.SCOPE_FEEDS}, hourly_limit=10**9, key="bench-key")
         client = auth.Client("bench", frozenset({auth.SCOPE_FEEDS}), 10**9)

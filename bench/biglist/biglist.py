@@ -11,10 +11,10 @@ import json
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from offload.collections import MATCHES
 from offload.collections.models import Entity
 from offload.collections.service import CollectionService
 from offload.runtime import get_runtime
+from offload_demo.matches import MATCHES
 
 MAX_AGE_SECONDS = 5
 

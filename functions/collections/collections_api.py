@@ -11,11 +11,13 @@ from offload.collections import REGISTRY
 from offload.collections.service import Answer, CollectionService
 from offload.http import api_resolver, authenticate_request, json_body
 from offload.observability import logger, metrics, tracer
+from offload.plugins import load_plugins
 from offload.runtime import get_runtime
 
 JSON = "application/json"
 
 runtime = get_runtime()
+plugins = load_plugins(runtime.settings.app_modules)
 clients = ClientCache(runtime.settings.client_cache_seconds)
 service = CollectionService.from_runtime(runtime)
 app = api_resolver(runtime.settings)

@@ -10,17 +10,18 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from offload.auth import SCOPE_FEEDS, ClientCache
-from offload.feeds import REGISTRY
 from offload.feeds.delivery import LINK_MEDIA_TYPE
 from offload.feeds.service import FeedAnswer, FeedService, audit_download
 from offload.http import add_answer_headers, api_resolver, authenticate_request
 from offload.observability import logger, metrics, tracer
+from offload.plugins import load_plugins
 from offload.ratelimit import RateStatus
 from offload.runtime import get_runtime
 
 runtime = get_runtime()
+plugins = load_plugins(runtime.settings.app_modules)
 clients = ClientCache(runtime.settings.client_cache_seconds)
-service = FeedService(runtime, registry=REGISTRY)
+service = FeedService(runtime, registry=plugins.feeds)
 app = api_resolver(runtime.settings)
 
 

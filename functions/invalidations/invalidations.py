@@ -15,9 +15,12 @@ from offload.collections.store import CollectionStore
 from offload.http import api_resolver, authenticate_request, json_body
 from offload.invalidation import apply, parse_invalidation
 from offload.observability import logger, metrics, tracer
+from offload.plugins import load_plugins
 from offload.runtime import get_runtime
 
 runtime = get_runtime()
+# Invalidations name the feeds and collections the plugins registered.
+load_plugins(runtime.settings.app_modules)
 clients = ClientCache(runtime.settings.client_cache_seconds)
 collections = CollectionStore.for_settings(runtime.settings)
 app = api_resolver(runtime.settings)

@@ -8,10 +8,14 @@ from aws_lambda_powertools.utilities.data_classes import S3Event, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from offload.observability import logger, metrics, tracer
+from offload.plugins import load_plugins
 from offload.recorder import record_created, record_removed
 from offload.runtime import get_runtime
 
 runtime = get_runtime()
+# Recording serves no plugin, but a deployment whose plugins are broken fails every
+# function alike, at its cold start.
+load_plugins(runtime.settings.app_modules)
 
 
 class RecordingFailed(Exception):

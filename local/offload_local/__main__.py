@@ -220,7 +220,7 @@ def banner(stack: LocalStack, env_file: Path) -> str:
         *keys,
         "",
         "Try:",
-        *(f"  {line}" for line in curl_examples(api, stack.stack.functions())),
+        *(f"  {line}" for line in curl_examples(api, stack.stack.functions(), stack.feeds())),
         "",
         "For the offload command and AWS tools against this stack:",
         f"  source {shlex.quote(str(shown))}",
@@ -231,25 +231,35 @@ def banner(stack: LocalStack, env_file: Path) -> str:
     return "\n".join(lines)
 
 
-def curl_examples(api: str, functions: Iterable[Function] = ()) -> list[str]:
-    """Shell lines that work as printed against the demo data, per route family declared."""
+def curl_examples(
+    api: str, functions: Iterable[Function] = (), feeds: Iterable[str] = ("catalog",)
+) -> list[str]:
+    """Shell lines that work as printed against the demo data, per route family declared
+    and (for the demo's catalog) per feed the plugins registered."""
     routes = {route.key for function in functions for route in function.routes}
+    lines = [] if "catalog" not in feeds else _catalog_examples(api)
+    if "price-list" in feeds:
+        feeds_key = DEMO_KEYS[0].key
+        lines.append(
+            f"curl -L -H 'X-Api-Key: {feeds_key}' '{api}/feeds/price-list.csv?currency=usd'"
+            " -o price-list.csv"
+        )
+    if "GET /{resource}/{resource_id}/{collection}/index" in routes:
+        lines.append(f"curl -L {api}/users/42/matches/index")
+        lines.append(f"curl -L {api}/repos/offload/releases/index")
+    return lines
+
+
+def _catalog_examples(api: str) -> list[str]:
     feeds, admin = DEMO_KEYS[0].key, DEMO_KEYS[1].key
-    lines = [
+    return [
         f"curl -L -H 'X-Api-Key: {feeds}' {api}/feeds/catalog.json -o catalog.json",
         f"curl -L -H 'Authorization: Bearer {feeds}' '{api}/feeds/catalog.xml?category=shoes'"
         " -o shoes.xml",
         f"curl -sSL -o /dev/null -D - '{api}/feeds/catalog.json?key={feeds}'",
         f"curl -X POST -H 'X-Api-Key: {admin}' -H 'Content-Type: application/json'"
         f""" -d '{{"feed": "catalog"}}' {api}/invalidations""",
-        f"curl -L -H 'X-Api-Key: {feeds}' '{api}/feeds/price-list.csv?currency=usd'"
-        " -o price-list.csv",
     ]
-    if "GET /{resource}/{resource_id}/{collection}/index" in routes:
-        lines.append(f"curl -L {api}/users/42/matches/index")
-        lines.append(f"curl -L {api}/repos/offload/releases/index")
-    return lines
-
 
 if __name__ == "__main__":
     sys.exit(main())

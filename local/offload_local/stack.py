@@ -1,7 +1,13 @@
-"""The whole local stack: emulator, S3 events, HTTP front, environment and demo data."""
+"""The whole local stack: emulator, S3 events, HTTP front, environment and demo data.
+
+The data comes from the plugin modules OFFLOAD_APP names: each that defines `seed(settings)`
+(the local stack's hook; the demo's writes its products and matches) is called once the
+table and bucket exist, after the demo keys are written.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
 import shlex
 import sysconfig
@@ -47,7 +53,6 @@ DEMO_KEYS = (
     DemoKey("demo-feeds-key", "demo", "feeds", 1000),
     DemoKey("demo-admin-key", "admin", "admin", 1000),
 )
-DEMO_PRODUCTS = 2000
 
 
 @dataclass
@@ -157,7 +162,7 @@ class LocalStack:
             self.origin.start()
             self.environment["OFFLOAD_ORIGIN_URL"] = self.origin.url
         if self.seed:
-            seed_demo_data()
+            seed_local_data()
         self._api.start()
         if self.page is not None:
             self.page.start()
@@ -166,6 +171,13 @@ class LocalStack:
             self.edge.start()
             self.environment["OFFLOAD_EDGE_URL"] = self.edge.url
             self.environment["OFFLOAD_EDGE_NAME"] = str(self.edge.workdir)
+
+    def feeds(self) -> list[str]:
+        """The names of the feeds the functions serve: those the plugins register."""
+        from offload.config import get_settings
+        from offload.plugins import load_plugins
+
+        return [feed.name for feed in load_plugins(get_settings().app_modules).feeds]
 
     def _prepare_edge(self, port: int) -> None:
         """The edge if varnishd is installed (its port checked now, to fail fast), else why not."""
@@ -223,6 +235,8 @@ class LocalStack:
             *FAKE_CREDENTIALS,
             "TABLE_NAME",
             "BUCKET_NAME",
+            # So that `offload feeds list` and `offload invalidate` know the plugins' names.
+            "OFFLOAD_APP",
             "OFFLOAD_API_URL",
             "OFFLOAD_EDGE_URL",
             "OFFLOAD_EDGE_NAME",
@@ -260,22 +274,26 @@ def seed_demo_keys() -> None:
         )
 
 
-def seed_demo_data() -> None:
-    """The demo keys, the catalog's products and the demo collections."""
-    from offload.collections.demo import seed_demo
-    from offload.feeds.catalog import product_records, seed_products
-    from offload.observability import logger
-    from offload.runtime import get_runtime
-    from offload_demo.releases import seed_releases
+SEED_HOOK = "seed"
 
-    get_runtime()  # binds the models to the table, as a container's cold start does
+
+def seed_local_data() -> None:
+    """The demo keys, then each plugin's data (its `seed(settings)`, if it has one)."""
+    from offload.observability import logger
+    from offload.plugins import load_plugins
+    from offload.runtime import get_runtime
+
+    runtime = get_runtime()  # binds the models to the table, as a container's cold start does
+    # Registered first, as in a function: a plugin's models are bound before it seeds them.
+    modules = load_plugins(runtime.settings.app_modules).modules
     level = logger.log_level
     logger.setLevel("WARNING")  # a log line per seeded version would bury the banner
     try:
         seed_demo_keys()
-        seed_products(product_records(DEMO_PRODUCTS))
-        seed_demo()
-        seed_releases()
+        for name in modules:
+            seed = getattr(importlib.import_module(name), SEED_HOOK, None)
+            if callable(seed):
+                seed(runtime.settings)
     finally:
         logger.setLevel(level)
 

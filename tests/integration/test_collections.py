@@ -9,9 +9,9 @@ from http import HTTPStatus
 import requests
 
 from offload import auth
-from offload.collections import MATCHES
 from offload.collections.store import PAGE_SIZE, CollectionStore, Entry
 from offload.config import get_settings
+from offload_demo.matches import MATCHES
 from tests.support.stack import TTLS
 
 POINTER = (

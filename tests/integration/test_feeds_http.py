@@ -11,12 +11,11 @@ import boto3
 import pytest
 
 from offload import auth
-from offload.feeds import REGISTRY
 from offload.feeds.cachekey import parse_feed_request
 from offload.feeds.generation import Generation
 from offload.feeds.outcome import Outcome
 from offload.models import CacheEntry
-from tests.support import BUCKET_NAME, cache_status, stored_generations
+from tests.support import BUCKET_NAME, cache_status, plugins, stored_generations
 from tests.support.stack import SIGNED_URL_TTL, wait_for_hit
 
 FORMATS = {"json": "application/json", "xml": "application/xml"}
@@ -24,7 +23,7 @@ FORMATS = {"json": "application/json", "xml": "application/xml"}
 
 def recorded_object(client_id: str, category: str) -> str:
     """The object key the cache entry of one client's JSON catalog points at."""
-    request = parse_feed_request("catalog.json", f"category={category}", client_id, REGISTRY)
+    request = parse_feed_request("catalog.json", f"category={category}", client_id, plugins().feeds)
     return CacheEntry.get(CacheEntry.key_for(request.cache_id), CacheEntry.SORT).object_key
 
 

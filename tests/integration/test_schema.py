@@ -34,9 +34,9 @@ from schemathesis.checks import (
 from schemathesis.config import SchemathesisConfig
 
 from offload import auth
-from offload.collections import MATCHES
 from offload.collections.store import PAGE_SIZE, CollectionStore, Entry
 from offload.config import get_settings
+from offload_demo.matches import MATCHES
 from tests.support import ROOT
 from tests.support.stack import RunningStack, create_stack_key
 

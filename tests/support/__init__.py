@@ -13,11 +13,12 @@ import boto3
 from aws_lambda_powertools.metrics.provider.cold_start import reset_cold_start_flag
 
 from offload import usage
-from offload.config import get_settings
+from offload.config import app_modules, get_settings
 from offload.feeds.generation import OBJECT_PREFIX, Generation
 from offload.feeds.origin import origin_client
 from offload.feeds.outcome import CACHE_STATUS_NAME
 from offload.observability import metrics
+from offload.plugins import Plugins, load_plugins
 from offload.runtime import get_runtime
 from offload_local.gateway import query_parameters
 from offload_local.template import ROOT, Stack, load
@@ -37,12 +38,19 @@ TEST_ENVIRONMENT = {
     "TABLE_NAME": TABLE_NAME,
     "BUCKET_NAME": BUCKET_NAME,
     "GENERATOR_FUNCTION_NAME": STACK.resource_name("FeedGeneratorFunction"),
+    # The plugins the template names (the demo), as every function loads them.
+    "OFFLOAD_APP": STACK.functions()[0].environment["OFFLOAD_APP"],
     "POWERTOOLS_SERVICE_NAME": "offload-tests",
     "POWERTOOLS_TRACE_DISABLED": "true",
     # Short waits keep lock tests quick; the behaviour is the same at production values.
     "LOCK_WAIT_SECONDS": "5",
     "LOCK_POLL_SECONDS": "0.02",
 }
+
+
+def plugins() -> Plugins:
+    """The plugins the template names, loaded as a function's cold start loads them."""
+    return load_plugins(app_modules(TEST_ENVIRONMENT["OFFLOAD_APP"]))
 
 
 def cache_status(headers: Mapping[str, str]) -> str | None:

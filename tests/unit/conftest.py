@@ -22,9 +22,9 @@ from offload.config import (
     ORIGIN_BASE_URL,
 )
 from offload.feeds import origin as origin_module
-from offload.feeds.catalog import product_records, seed_products
 from offload.feeds.origin import OriginClient
 from offload.runtime import Runtime, get_runtime
+from offload_demo.catalog import product_records, seed_products
 from offload_local.isolation import serialise_dynamodb
 from offload_local.lambdas import Containers, LocalContext, load_handler
 from offload_local.resources import create_resources

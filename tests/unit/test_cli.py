@@ -9,6 +9,7 @@ import pytest
 from offload import auth
 from offload.cli import MAX_HOURLY_LIMIT, main
 from offload.freshness import read_coverage
+from offload_demo.cli import main as demo_main
 
 
 def test_keys_create_prints_the_key_once_and_stores_its_hash(aws, capsys):
@@ -93,9 +94,9 @@ def test_an_aws_error_is_one_line_without_a_traceback(aws, capfd):
 
 
 @pytest.mark.parametrize("count", ["-1", "0", "ten"])
-def test_catalog_seed_refuses_a_count_that_is_not_positive(aws, capfd, count):
+def test_demo_seed_refuses_a_count_that_is_not_positive(aws, capfd, count):
     with pytest.raises(SystemExit) as exited:
-        main(["catalog", "seed", "--count", count])
+        demo_main(["seed", "--products", count])
     assert exited.value.code == 2
     assert capfd.readouterr().err.count("\n") == 1
 

@@ -15,11 +15,11 @@ from itertools import pairwise
 
 import pytest
 
-from offload.collections import MATCHES
 from offload.collections import store as store_module
 from offload.collections.models import CollectionPointer, Page, Snapshot, SnapshotChunk
 from offload.collections.store import CollectionStore, Entry
 from offload.config import get_settings
+from offload_demo.matches import MATCHES
 from tests.support import Api, match, problem_of
 
 SMALL_PAGE = 3

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from offload.collections import MATCHES
 from offload.collections import store as collection_store
 from offload.collections.base import next_version
 from offload.collections.models import CollectionPointer, Page, Snapshot
 from offload.collections.store import CollectionStore, Entry
 from offload.config import get_settings
 from offload.errors import DependencyUnavailable
+from offload_demo.matches import MATCHES
 from tests.support import match, problem_of
 
 POINTER = "public, max-age=5, stale-while-revalidate=30"
@@ -472,15 +472,15 @@ def test_large_collection_reads_page_by_page_untruncated(small_pages, api, inval
 
 
 def test_seed_demo_gives_users_listed_matches(api):
-    from offload.collections.demo import DEMO_USERS, LIVE_MATCH, seed_demo
+    from offload_demo.seed import DEMO_USERS, LIVE_MATCH, seed_matches
 
-    versions = seed_demo()
+    versions = seed_matches(get_settings())
     assert set(versions) == set(DEMO_USERS)
     for user, version in versions.items():
         assert api.current(user) == version
         assert len(api.ids(user, version)) >= 3
     assert_cacheable(api.match(LIVE_MATCH), HTTPStatus.OK, UNFINISHED)
-    assert seed_demo() == versions  # seeding again changes nothing
+    assert seed_matches(get_settings()) == versions  # seeding again changes nothing
 
 
 @pytest.mark.parametrize(
@@ -498,8 +498,8 @@ def test_seed_demo_gives_users_listed_matches(api):
 def test_collection_events_invoke_their_handler(
     handler, load_event, demo_keys, name, function, status
 ):
-    from offload.collections.demo import seed_demo
+    from offload_demo.seed import seed_matches
 
-    seed_demo()
+    seed_matches(get_settings())
     response = handler(function)(load_event(name))
     assert response["statusCode"] == status, response["body"]

@@ -11,9 +11,8 @@ from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from offload.auth import SCOPES
 from offload.collections import REGISTRY as COLLECTIONS
-from offload.feeds import REGISTRY
 from offload.feeds.delivery import LINK_MEDIA_TYPE, REDIRECT_QUERY
-from tests.support import ROOT, STACK
+from tests.support import ROOT, STACK, plugins
 
 DOCUMENT_PATH = ROOT / "openapi.yaml"
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -59,7 +58,7 @@ def test_every_documented_operation_is_a_template_route(document):
 
 def test_feed_files_and_parameters_are_the_registered_feeds(document):
     # GIVEN the feeds the deployment serves
-    feeds = list(REGISTRY)
+    feeds = list(plugins().feeds)
     operation = document["paths"]["/feeds/{file}"]["get"]
 
     # THEN the document offers exactly their files, media types and parameters

@@ -305,8 +305,8 @@ def test_two_collections_cannot_share_an_entity_route():
 
 def test_seeded_demo_releases_are_listed_and_the_draft_is_not(api):
     # WHEN the demo releases are seeded (twice: it is idempotent)
-    versions = seed_releases()
-    assert seed_releases() == versions
+    versions = seed_releases(get_settings())
+    assert seed_releases(get_settings()) == versions
 
     # THEN each demo repository lists its published releases, newest first, the draft nowhere
     assert set(versions) == set(DEMO_REPOS)

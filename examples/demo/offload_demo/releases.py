@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from offload.collections import REGISTRY, Collection
+from offload.collections import Collection
 from offload.collections.entities import EntityStore
 from offload.collections.store import CollectionStore
-from offload.runtime import Runtime, get_runtime
+from offload.config import Settings
 
 RELEASES = Collection(
     name="releases",
@@ -22,7 +22,6 @@ RELEASES = Collection(
     owner_field="repo",
     order_field="published_at",
 )
-REGISTRY.register(RELEASES)
 
 DEMO_REPOS = ("offload", "edge")
 DRAFT_RELEASE = "r-offload-next"
@@ -48,10 +47,9 @@ def demo_releases() -> list[dict]:
     return releases
 
 
-def seed_releases(runtime: Runtime | None = None) -> dict[str, str]:
+def seed_releases(settings: Settings) -> dict[str, str]:
     """Record the demo releases (idempotently) and return each demo repository's version."""
-    runtime = runtime or get_runtime()
-    collections = CollectionStore.for_settings(runtime.settings)
+    collections = CollectionStore.for_settings(settings)
     entities = EntityStore(collections)
     for release in demo_releases():
         entities.record(RELEASES, release)

@@ -1,7 +1,8 @@
 """The `offload` command: keys, invalidations and feeds, against AWS or the local stack.
 
 It reaches AWS through the standard environment (credentials, region, AWS_ENDPOINT_URL),
-and finds the table in TABLE_NAME or --table.
+finds the table in TABLE_NAME or --table, and the feeds and collections in the plugin
+modules OFFLOAD_APP or --app names, as the functions do.
 """
 
 from __future__ import annotations
@@ -25,19 +26,25 @@ from pynamodb.exceptions import PynamoDBException
 
 from offload import auth, usage
 from offload.collections.store import CollectionStore
-from offload.config import DEFAULT_HOURLY_LIMIT, TABLE_NAME, Settings, default_of
+from offload.config import (
+    DEFAULT_HOURLY_LIMIT,
+    OFFLOAD_APP,
+    TABLE_NAME,
+    ConfigurationError,
+    Settings,
+    app_modules,
+    default_of,
+)
 from offload.download import Downloader, DownloadError
 from offload.errors import InvalidRequest, NotFound
-from offload.feeds import REGISTRY
-from offload.feeds.catalog import product_records, seed_products
 from offload.invalidation import apply, parse_invalidation
 from offload.models import ApiClient, bind_models
 from offload.observability import logger
+from offload.plugins import Plugins, load_plugins
 
 # A key's requests per hour: a whole number from 1 to this (a billion an hour is some 280,000
 # a second, far past what one API Gateway stage accepts by default).
 MAX_HOURLY_LIMIT = 1_000_000_000
-MAX_SEED_PRODUCTS = 1_000_000
 
 # Where `offload download` finds the API and the key when not given them.
 API_URL_VARIABLES = ("OFFLOAD_URL", "OFFLOAD_EDGE_URL", "OFFLOAD_API_URL")
@@ -60,7 +67,7 @@ def duration(text: str) -> int:
     return int(match[1]) * _UNIT_SECONDS[match[2]]
 
 
-class _Parser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
     """argparse, but a mistake is one line (and exit 2), not the usage block and the error."""
 
     def error(self, message: str) -> NoReturn:
@@ -127,6 +134,15 @@ def _bind(table: str | None) -> Settings:
     settings = Settings.from_mapping({**os.environ, TABLE_NAME: table})
     bind_models(settings)
     return settings
+
+
+def _plugins(args: argparse.Namespace) -> Plugins:
+    """The plugins the functions serve, named by --app or OFFLOAD_APP."""
+    named = args.app if args.app is not None else os.environ.get(OFFLOAD_APP, "")
+    try:
+        return load_plugins(app_modules(named))
+    except ConfigurationError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 def _keys_create(args: argparse.Namespace, settings: Settings | None) -> int:
@@ -212,6 +228,7 @@ def _invalidate(args: argparse.Namespace, settings: Settings | None) -> int:
         body = {"feed": args.feed} if args.feed is not None else {"client": args.client}
     if args.soft:
         body["soft"] = True  # refused with a collection, as the API refuses it
+    _plugins(args)  # the feeds and collections an invalidation may name
     try:
         request = parse_invalidation(body)
     except (InvalidRequest, NotFound) as exc:
@@ -222,7 +239,7 @@ def _invalidate(args: argparse.Namespace, settings: Settings | None) -> int:
 
 
 def _feeds_list(args: argparse.Namespace, settings: Settings | None) -> int:
-    for feed in REGISTRY:
+    for feed in _plugins(args).feeds:
         params = ", ".join(p.name for p in feed.parameters) or "-"
         print(
             f"{feed.name}: formats {', '.join(sorted(feed.formats))}; parameters {params}; "
@@ -277,15 +294,10 @@ def _download(args: argparse.Namespace, settings: Settings | None) -> int:
     return 0
 
 
-def _catalog_seed(args: argparse.Namespace, settings: Settings | None) -> int:
-    written = seed_products(product_records(args.count))
-    print(f"wrote {written} demo products")
-    return 0
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="offload", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="offload", description=__doc__.splitlines()[0])
     parser.add_argument("--table", help=f"DynamoDB table (default: ${TABLE_NAME})")
+    parser.add_argument("--app", help=f"plugin modules, comma-separated (default: ${OFFLOAD_APP})")
     commands = parser.add_subparsers(dest="command", required=True)
 
     keys = commands.add_parser("keys", help="create, list, rotate and revoke API keys")
@@ -358,17 +370,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     download.set_defaults(run=_download)
 
-    catalog = commands.add_parser("catalog", help="the demo catalog feed's data")
-    seed = catalog.add_subparsers(dest="action", required=True).add_parser(
-        "seed", help="write deterministic demo products"
-    )
-    seed.add_argument(
-        "--count",
-        type=whole_number(1, MAX_SEED_PRODUCTS),
-        default=2000,
-        help=f"how many products, 1 to {MAX_SEED_PRODUCTS:,} (default: 2000)",
-    )
-    seed.set_defaults(run=_catalog_seed)
     return parser
 
 

@@ -40,12 +40,15 @@ ORIGIN_BASE_URL = "ORIGIN_BASE_URL"
 ORIGIN_CREDENTIAL_HEADER = "ORIGIN_CREDENTIAL_HEADER"
 ORIGIN_CREDENTIAL_PARAMETER = "ORIGIN_CREDENTIAL_PARAMETER"
 ORIGIN_CREDENTIAL_SECRET = "ORIGIN_CREDENTIAL_SECRET"
+OFFLOAD_APP = "OFFLOAD_APP"
 
 # A synchronous Lambda response is at most 6 MB, headers and JSON envelope included.
 LAMBDA_RESPONSE_LIMIT = 6 * 1024 * 1024
 # One TransactWriteItems writes at most 100 items: an invalidation's shards, all at once.
 MAX_INVALIDATION_SHARDS = 100
 MAX_SIGNED_URL_TTL = 3600
+# A plugin module's dotted name, as `import` takes it.
+_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
 class ConfigurationError(RuntimeError):
@@ -139,6 +142,13 @@ class Settings:
     origin_credential_header: str = setting(ORIGIN_CREDENTIAL_HEADER, "Authorization", TOKEN)
     origin_credential_parameter: str | None = setting(ORIGIN_CREDENTIAL_PARAMETER, None)
     origin_credential_secret: str | None = setting(ORIGIN_CREDENTIAL_SECRET, None)
+    # The deployment's own modules (its feeds and collections), comma-separated; see plugins.
+    app: str = setting(OFFLOAD_APP, "")
+
+    @property
+    def app_modules(self) -> tuple[str, ...]:
+        """The plugin modules OFFLOAD_APP names, in order."""
+        return app_modules(self.app)
 
     @property
     def signs_with_cloudfront(self) -> bool:
@@ -150,6 +160,7 @@ class Settings:
             check, value = declared.metadata["check"], getattr(self, declared.name)
             if check is not None and value is not None and not check.holds(value):
                 raise ConfigurationError(f"{declared.metadata['variable']} {check.says}")
+        app_modules(self.app)  # a malformed name fails here, before anything imports it
         if self.lock_wait_seconds >= self.lock_lease_seconds:
             raise ConfigurationError(
                 f"{LOCK_WAIT_SECONDS} must be shorter than {LOCK_LEASE_SECONDS}"
@@ -186,6 +197,15 @@ class Settings:
             elif declared.default is MISSING:
                 raise ConfigurationError(f"{variable} is not set")
         return cls(**values)
+
+
+def app_modules(value: str) -> tuple[str, ...]:
+    """`"a, b.c"` as `("a", "b.c")`; ConfigurationError for a name `import` cannot take."""
+    names = tuple(name.strip() for name in value.split(",") if name.strip())
+    for name in names:
+        if not _MODULE.fullmatch(name):
+            raise ConfigurationError(f"{OFFLOAD_APP} names {name!r}, which is not a module name")
+    return names
 
 
 def default_of(name: str) -> Any:

@@ -7,7 +7,6 @@ from typing import Any, TypeVar
 
 from pynamodb.attributes import (
     BooleanAttribute,
-    JSONAttribute,
     NumberAttribute,
     TTLAttribute,
     UnicodeAttribute,
@@ -183,24 +182,12 @@ class RateCounter(TableModel):
         return client_id, int(start)
 
 
-class Product(TableModel):
-    """A catalog item, the demo feed's source data."""
-
-    class Meta(TableModel.Meta):
-        pass
-
-    PARTITION = "CATALOG#products"
-
-    data = JSONAttribute()
-
-
 ALL_MODELS: tuple[type[TableModel], ...] = (
     ApiClient,
     CacheEntry,
     Invalidation,
     RebuildLock,
     RateCounter,
-    Product,
 )
 
 
@@ -257,8 +244,8 @@ def put_unless(dynamodb: Any, item: _M, condition: Condition) -> _M | None:
     return None
 
 
-def register_model(model: type[TableModel]) -> type[TableModel]:
-    """Add a model defined elsewhere (a collection's) so `bind_models` binds it too.
+def register_model(model: type[_M]) -> type[_M]:
+    """Add a model defined elsewhere (a collection's, a plugin's) so `bind_models` binds it too.
 
     A model registered after the models were bound is bound at once to the same table.
     """

@@ -1,18 +1,27 @@
-"""Demo matches for the local stack: a few users, each with a list of finished matches."""
+"""The demo's data, for the local stack and `offload-demo seed`: products, matches, releases."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 from offload.collections.entities import EntityStore
-from offload.collections.matches import MATCHES
 from offload.collections.store import CollectionStore
-from offload.runtime import Runtime, get_runtime
+from offload.config import Settings
+from offload_demo.catalog import DEMO_PRODUCTS, product_records, seed_products
+from offload_demo.matches import MATCHES
+from offload_demo.releases import seed_releases
 
 DEMO_USERS = ("42", "17", "7", "99")
 LIVE_MATCH = "m-1013"
 _FIRST_FINISH = datetime(2026, 11, 1, 18, 0, tzinfo=UTC)
 _MAPS = ("harbour", "foundry", "canyon", "orbit")
+
+
+def seed(settings: Settings, *, products: int = DEMO_PRODUCTS) -> None:
+    """Everything the demo serves, written idempotently into the bound table."""
+    seed_products(product_records(products))
+    seed_matches(settings)
+    seed_releases(settings)
 
 
 def demo_matches() -> list[dict]:
@@ -36,10 +45,9 @@ def demo_matches() -> list[dict]:
     return matches
 
 
-def seed_demo(runtime: Runtime | None = None) -> dict[str, str]:
+def seed_matches(settings: Settings) -> dict[str, str]:
     """Record the demo matches (idempotently) and return each demo user's version."""
-    runtime = runtime or get_runtime()
-    collections = CollectionStore.for_settings(runtime.settings)
+    collections = CollectionStore.for_settings(settings)
     entities = EntityStore(collections)
     for match in demo_matches():
         entities.record(MATCHES, match)

@@ -1,4 +1,4 @@
-"""The demo `catalog` feed: a product catalog in JSON or XML, built from items in DynamoDB."""
+"""The demo's feeds: a product catalog in JSON or XML, and its bulk export, from DynamoDB."""
 
 from __future__ import annotations
 
@@ -8,13 +8,29 @@ import re
 from collections.abc import Iterable, Iterator
 from xml.etree import ElementTree
 
-from offload.feeds.base import Feed, GenerationRequest, Parameter
-from offload.models import Product
+from pynamodb.attributes import JSONAttribute
+
+from offload.feeds import Feed, GenerationRequest, Parameter
+from offload.models import TableModel, register_model
 
 CATEGORIES = ("audio", "books", "cameras", "garden", "kitchen", "outdoor", "shoes", "toys")
 _ADJECTIVES = ("compact", "classic", "deluxe", "eco", "pro", "rugged", "smart", "ultra")
 _NOUNS = ("bundle", "edition", "kit", "model", "pack", "series", "set", "unit")
 _COLOURS = ("black", "blue", "green", "grey", "orange", "red", "white", "yellow")
+# What the local stack and `offload-demo seed` write.
+DEMO_PRODUCTS = 2000
+
+
+@register_model  # bound to the table with Offload's own models
+class Product(TableModel):
+    """A catalog item, the catalog feeds' source data, in Offload's table."""
+
+    class Meta(TableModel.Meta):
+        pass
+
+    PARTITION = "CATALOG#products"
+
+    data = JSONAttribute()
 
 
 def product_records(count: int, *, seed: int = 7) -> Iterator[dict]:

@@ -1,0 +1,72 @@
+"""The deployment's own modules, named by OFFLOAD_APP: imported and registered once per container.
+
+Offload never imports a team's code. A deployment names its modules in one setting; each
+defines `register(plugins)` and adds its feeds and collections to the registries it is
+handed, as a Powertools app is handed its routers with `include_router`. Every function and
+the `offload` command load the same modules, so all of them serve the same plugins.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from offload.collections import REGISTRY as COLLECTIONS
+from offload.collections.base import CollectionRegistry
+from offload.config import OFFLOAD_APP, ConfigurationError
+from offload.feeds.registry import REGISTRY as FEEDS
+from offload.feeds.registry import FeedRegistry, new_registry
+
+# What a plugin module defines: `def register(plugins: Plugins) -> None`.
+HOOK = "register"
+
+
+@dataclass(slots=True)
+class Plugins:
+    """What a plugin module's `register(plugins)` adds to: the feeds and collections served."""
+
+    feeds: FeedRegistry = field(default_factory=new_registry)
+    collections: CollectionRegistry = field(default_factory=CollectionRegistry)
+    # The modules registered here so far, in order: each one once.
+    modules: list[str] = field(default_factory=list)
+
+
+# The container's plugins: the registries the functions and the command serve from.
+PLUGINS = Plugins(feeds=FEEDS, collections=COLLECTIONS)
+_lock = threading.Lock()
+
+
+def load_plugins(modules: Iterable[str], plugins: Plugins = PLUGINS) -> Plugins:
+    """Import each module and call its `register(plugins)`, once per container; a module
+    that is missing, fails to import or to register is a ConfigurationError naming it."""
+    with _lock:  # the local stack starts containers on several threads at once
+        for name in modules:
+            if name not in plugins.modules:
+                _register(name, plugins)
+                plugins.modules.append(name)
+    return plugins
+
+
+def _register(name: str, plugins: Plugins) -> None:
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and (name == exc.name or name.startswith(f"{exc.name}.")):
+            raise ConfigurationError(
+                f"{OFFLOAD_APP} names {name!r}, which is not installed (is its layer listed?)"
+            ) from exc
+        raise ConfigurationError(f"plugin module {name!r} failed to import: {exc}") from exc
+    except Exception as exc:
+        raise ConfigurationError(f"plugin module {name!r} failed to import: {exc!r}") from exc
+    register = getattr(module, HOOK, None)
+    if not callable(register):
+        raise ConfigurationError(
+            f"plugin module {name!r} has no {HOOK}(plugins) function: {OFFLOAD_APP} names "
+            "modules that register their feeds and collections"
+        )
+    try:
+        register(plugins)
+    except Exception as exc:
+        raise ConfigurationError(f"plugin module {name!r} failed to register: {exc}") from exc
