@@ -35,13 +35,16 @@ class Rebuilder:
         exists: Callable[[str], bool],
         clock: Callable[[], float],
         launch: Launch,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """`clock` tells the time leases and waits are measured in, `sleep` waits in it."""
         self._runtime = runtime
         self._bucket = bucket
         self._settings = runtime.settings
         self._exists = exists
         self._clock = clock
         self._launch = launch
+        self._sleep = sleep
 
     def rebuild(
         self,
@@ -58,30 +61,33 @@ class Rebuilder:
         """
         now = self._clock()
         generation = Generation.start(request, now)
-        lease = now + lease_seconds(request.feed, self._settings)
-        taken = locks.acquire(
-            self._runtime.dynamodb,
-            locks.Lease(generation, lease_until=lease),
-            now=now,
-            superseded_before=coverage.latest,
-        )
+        taken = self._acquire(request, generation, coverage, now)
         if taken.acquired:
-            recorded = self._recorded_since(request, coverage, plan.seen)
-            if recorded is not None:
-                locks.release(generation)
-                metrics.add_metric(name="Hits", unit=MetricUnit.Count, value=1)
-                return Served(Outcome.HIT, recorded)
-            if request.feed.in_background:
-                return self._start_in_background(BackgroundJob(request, generation), plan.stale)
-            return self._generate_as_owner(request, generation, plan.stale, inline)
+            return self._as_owner(request, generation, coverage, plan, inline)
         if request.feed.in_background:
             return self._await_background(taken.lease, plan.stale)
         if plan.stale:
             metrics.add_metric(name="Stale", unit=MetricUnit.Count, value=1)
             return Served(Outcome.STALE, plan.stale)
-        holder = taken.lease.generation if taken.lease is not None else None
-        if holder is not None and self._wait_for(holder.object_key, request):
-            return Served(Outcome.COLLAPSED, holder.object_key)
+        metrics.add_metric(name="LockWaits", unit=MetricUnit.Count, value=1)
+        deadline = now + min(
+            self._settings.lock_wait_seconds, request.feed.generation_timeout_seconds
+        )
+        holder = taken.lease
+        while holder is not None:
+            if self._wait_for(holder, deadline):
+                return Served(Outcome.COLLAPSED, holder.generation.object_key)
+            if self._clock() < holder.lease_until:  # our wait ran out, not the lease
+                break
+            # The holder's lease ran out: its owner is gone, since a live one renews it.
+            # One waiter takes the lock over and generates; the others wait for that one.
+            now = self._clock()
+            generation = Generation.start(request, now)
+            taken = self._acquire(request, generation, coverage, now)
+            if taken.acquired:
+                logger.info("took over a lock whose owner is gone")
+                return self._as_owner(request, generation, coverage, plan, inline)
+            holder = taken.lease
         # The owner is slow: answer from a private generation rather than not at all.
         logger.info("lock wait ran out; generating without the lock")
         data = generate(request)
@@ -89,6 +95,39 @@ class Rebuilder:
             metrics.add_metric(name="Misses", unit=MetricUnit.Count, value=1)
             return Served(Outcome.PRIVATE, body=data)
         return self._store(request, generation, data, inline)
+
+    def _acquire(
+        self,
+        request: FeedRequest,
+        generation: Generation,
+        coverage: freshness.Coverage,
+        now: float,
+    ) -> locks.Acquisition:
+        """Take the lock for `generation`, or learn who holds it."""
+        lease = now + lease_seconds(request.feed, self._settings)
+        return locks.acquire(
+            self._runtime.dynamodb,
+            locks.Lease(generation, lease_until=lease),
+            now=now,
+            superseded_before=coverage.latest,
+        )
+
+    def _as_owner(
+        self,
+        request: FeedRequest,
+        generation: Generation,
+        coverage: freshness.Coverage,
+        plan: Rebuild,
+        inline: bool,
+    ) -> Served:
+        recorded = self._recorded_since(request, coverage, plan.seen)
+        if recorded is not None:
+            locks.release(generation)
+            metrics.add_metric(name="Hits", unit=MetricUnit.Count, value=1)
+            return Served(Outcome.HIT, recorded)
+        if request.feed.in_background:
+            return self._start_in_background(BackgroundJob(request, generation), plan.stale)
+        return self._generate_as_owner(request, generation, plan.stale, inline)
 
     def _recorded_since(
         self, request: FeedRequest, coverage: freshness.Coverage, seen: str | None
@@ -147,8 +186,12 @@ class Rebuilder:
     def _generate_as_owner(
         self, request: FeedRequest, generation: Generation, stale: str | None, inline: bool
     ) -> Served:
+        heartbeat = locks.Heartbeat(
+            generation, lease_seconds=self._settings.lock_lease_seconds, clock=self._clock
+        )
         try:
-            return self._store(request, generation, generate(request), inline)
+            with heartbeat:
+                return self._store(request, generation, generate(request), inline)
         except Exception:
             # The recorder releases the lock once the upload lands; on failure, we do.
             self._release(generation)
@@ -170,20 +213,17 @@ class Rebuilder:
             Outcome.STORED, generation.object_key, body=data if small else None, size=len(data)
         )
 
-    def _wait_for(self, object_key: str, request: FeedRequest) -> bool:
-        """Poll for the lock owner's upload for a bounded time."""
-        metrics.add_metric(name="LockWaits", unit=MetricUnit.Count, value=1)
-        deadline = time.monotonic() + min(
-            self._settings.lock_wait_seconds, request.feed.generation_timeout_seconds
-        )
+    def _wait_for(self, holder: locks.Lease, deadline: float) -> bool:
+        """Poll for the holder's upload until it lands (True), or until the holder's lease
+        or our wait runs out (False)."""
         delay = self._settings.lock_poll_seconds
         while True:
-            if self._exists(object_key):
+            if self._exists(holder.generation.object_key):
                 return True
-            remaining = deadline - time.monotonic()
+            remaining = min(deadline, holder.lease_until) - self._clock()
             if remaining <= 0:
                 return False
             # Backing off keeps a herd of waiters from HEADing the key hundreds of times a
             # second; jitter keeps them from doing it in step.
-            time.sleep(min(remaining, delay * random.uniform(0.5, 1.0)))
+            self._sleep(min(remaining, delay * random.uniform(0.5, 1.0)))
             delay = min(delay * POLL_BACKOFF, MAX_POLL_SECONDS)

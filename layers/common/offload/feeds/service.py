@@ -83,9 +83,11 @@ class FeedService:
         *,
         registry: FeedRegistry = REGISTRY,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
         launch: Launch | None = None,
     ) -> None:
-        """`launch` starts background generations (default: the generator function)."""
+        """`launch` starts background generations (default: the generator function);
+        `clock` and `sleep` are the time a request waits in (a test's own, or the wall's)."""
         check_timing(registry, runtime.settings)
         if runtime.settings.bucket_name is None:
             raise ConfigurationError(f"{BUCKET_NAME} is not set: feeds are stored in a bucket")
@@ -98,6 +100,7 @@ class FeedService:
             self._bucket,
             exists=self._exists,
             clock=clock,
+            sleep=sleep,
             launch=launch or LambdaLauncher(runtime.settings),
         )
         # The last object seen per cache key, HEADed speculatively in the first round so
