@@ -9,15 +9,18 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from aws_lambda_powertools.metrics import MetricUnit
+from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.exceptions import PynamoDBException
 
-from offload.errors import GenerationFailed, GenerationTimedOut, OffloadError
+from offload.errors import DependencyUnavailable, GenerationFailed, GenerationTimedOut, OffloadError
 from offload.feeds.base import GenerationRequest
 from offload.feeds.cachekey import FeedRequest
 from offload.observability import logger, metrics
 
 
 def generate(request: FeedRequest) -> bytes:
-    """The whole file for `request`; GenerationTimedOut or GenerationFailed otherwise."""
+    """The whole file for `request`; otherwise GenerationTimedOut, DependencyUnavailable
+    when the AWS service it reads from failed (worth retrying), or GenerationFailed."""
     feed = request.feed
     started = time.perf_counter()
     job = GenerationRequest(
@@ -34,6 +37,12 @@ def generate(request: FeedRequest) -> bytes:
         ) from exc
     except OffloadError:
         raise
+    except (BotoCoreError, ClientError, PynamoDBException) as exc:
+        # An outage or a throttle of what the generator reads, not a fault of the feed's.
+        logger.warning("generator's AWS dependency failed", extra={"feed": feed.name})
+        raise DependencyUnavailable(
+            f"feed {feed.name!r} could not read its data; retry shortly"
+        ) from exc
     except Exception as exc:
         logger.exception("generator failed", extra={"feed": feed.name})
         raise GenerationFailed(f"feed {feed.name!r} could not be generated") from exc
