@@ -106,3 +106,19 @@ def test_a_raised_limit_counts_afresh_within_the_window(aws, make_key):
     assert ratelimit.consume(after, window_seconds=3600, now=now).remaining == 0
     with pytest.raises(RateLimited):
         ratelimit.consume(after, window_seconds=3600, now=now)
+
+
+def test_every_key_of_a_client_shares_its_limit_and_its_counter(call_feed, make_key, probe):
+    # GIVEN a client with a key, then a second key created with another limit
+    first, client_id = make_key(hourly_limit=5)
+    second, _ = make_key(client_id=client_id, hourly_limit=3)
+    # WHEN the client sends requests with either key
+    answers = [call_feed("/feeds/probe.json", key=key) for key in (first, second, first)]
+    # THEN both keys count on one counter, against the client's (latest) limit
+    assert [a["headers"]["RateLimit-Limit"] for a in answers] == ["3", "3", "3"]
+    assert [a["headers"]["RateLimit-Remaining"] for a in answers] == ["2", "1", "0"]
+    for key in (second, first):
+        refused = call_feed("/feeds/probe.json", key=key)
+        assert refused["statusCode"] == HTTPStatus.TOO_MANY_REQUESTS
+        assert refused["headers"]["RateLimit-Limit"] == "3"
+    assert auth.client_limit(client_id) == 3

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from offload.errors import Forbidden, Unauthorized
-from offload.models import ApiClient
+from offload.models import ApiClient, ClientAccount
 
 SCOPE_FEEDS = "feeds"
 SCOPE_ADMIN = "admin"
@@ -25,7 +25,8 @@ CLIENT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
 @dataclass(frozen=True, slots=True)
 class Client:
-    """An authenticated caller."""
+    """An authenticated caller: its key's scopes, and its client's limit (every key of a
+    client shares it and one counter)."""
 
     client_id: str
     scopes: frozenset[str]
@@ -91,11 +92,45 @@ def _load(key_hash: str) -> Client | None:
         return None
     if record.disabled:
         return None
-    return Client(
-        client_id=record.client_id,
-        scopes=frozenset(record.scopes),
-        hourly_limit=int(record.hourly_limit),
+    limit = client_limit(record.client_id)
+    if limit is None:  # a key stored before limits were the client's
+        if record.hourly_limit is None:
+            return None
+        limit = int(record.hourly_limit)
+    return Client(client_id=record.client_id, scopes=frozenset(record.scopes), hourly_limit=limit)
+
+
+def client_limit(client_id: str) -> int | None:
+    """The hourly limit every key of `client_id` shares; None for a client with no account."""
+    try:
+        account = ClientAccount.get(ClientAccount.key_for(client_id), ClientAccount.SORT)
+    except ClientAccount.DoesNotExist:
+        return None
+    return int(account.hourly_limit)
+
+
+def client_limits() -> dict[str, int]:
+    """Every client's hourly limit, by client id, for operators."""
+    accounts = ClientAccount.scan(ClientAccount.sk == ClientAccount.SORT)
+    return {account.client_id: int(account.hourly_limit) for account in accounts}
+
+
+def set_client_limit(client_id: str, hourly_limit: int) -> int | None:
+    """Give `client_id` (and so all of its keys) `hourly_limit`; the limit it had, if any."""
+    if not CLIENT_ID.fullmatch(client_id):
+        raise ValueError("a client id is a lower-case name: letters, digits, - and _")
+    previous = client_limit(client_id)
+    now = int(time.time())
+    ClientAccount(ClientAccount.key_for(client_id), ClientAccount.SORT).update(
+        actions=[
+            ClientAccount.client_id.set(client_id),
+            ClientAccount.hourly_limit.set(hourly_limit),
+            # Kept from the account's first write.
+            ClientAccount.created_at.set(ClientAccount.created_at | now),
+            ClientAccount.updated_at.set(now),
+        ]
     )
+    return previous
 
 
 def new_key() -> str:
@@ -106,20 +141,23 @@ def new_key() -> str:
 def create_key(
     client_id: str, *, scopes: set[str], hourly_limit: int, key: str | None = None
 ) -> str:
-    """Store a new key for `client_id` and return it in clear, the only time it exists so."""
+    """Store a new key for `client_id` and return it in clear, the only time it exists so.
+
+    `hourly_limit` is the client's: it becomes the limit of every key of the client.
+    """
     if not CLIENT_ID.fullmatch(client_id):
         raise ValueError("a client id is a lower-case name: letters, digits, - and _")
     unknown = scopes - SCOPES
     if unknown:
         raise ValueError(f"unknown scopes: {sorted(unknown)}")
     key = key or new_key()
+    set_client_limit(client_id, hourly_limit)
     ApiClient(
         ApiClient.key_for(hash_key(key)),
         ApiClient.SORT,
         client_id=client_id,
         key_prefix=key[:8],
         scopes=set(scopes),
-        hourly_limit=hourly_limit,
         created_at=int(time.time()),
     ).save(condition=ApiClient.pk.does_not_exist())
     return key

@@ -54,28 +54,40 @@ def _bind(table: str | None) -> Settings:
 
 def _keys_create(args: argparse.Namespace, settings: Settings | None) -> int:
     assert settings is not None  # bound for every command but `feeds`
-    limit = args.hourly_limit or settings.default_hourly_limit
+    # The limit is the client's, shared by all of its keys: naming another one for a new
+    # key changes it for the client (and says so); naming none keeps the client's.
+    previous = auth.client_limit(args.client) if auth.CLIENT_ID.fullmatch(args.client) else None
+    limit = args.hourly_limit or previous or settings.default_hourly_limit
     try:
         key = auth.create_key(args.client, scopes={args.scope}, hourly_limit=limit)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     print(f"client:       {args.client}")
     print(f"scope:        {args.scope}")
-    print(f"hourly limit: {limit}")
+    print(f"hourly limit: {limit} (the client's, shared by all of its keys)")
     print(f"key:          {key}")
+    if previous is not None and previous != limit:
+        print(
+            f"{args.client}'s hourly limit changed from {previous} to {limit}, "
+            "for every key of the client",
+            file=sys.stderr,
+        )
     print("The key is shown only now; Offload stores its SHA-256 hash.", file=sys.stderr)
     return 0
 
 
 def _keys_list(args: argparse.Namespace, settings: Settings | None) -> int:
+    # LIMIT/H is the client's, the same on each of its keys' lines.
+    limits = auth.client_limits()
     print(f"{'CLIENT':<20} {'KEY':<12} {'SCOPES':<14} {'LIMIT/H':>8}  {'STATE':<8} CREATED")
     for record in auth.list_keys():
+        limit = limits.get(record.client_id, record.hourly_limit)
         created = datetime.fromtimestamp(int(record.created_at), tz=UTC).strftime("%Y-%m-%d %H:%M")
         state = "revoked" if record.disabled else "active"
         scopes = ",".join(sorted(record.scopes))
         print(
             f"{record.client_id:<20} {record.key_prefix + '…':<12} {scopes:<14} "
-            f"{int(record.hourly_limit):>8}  {state:<8} {created}"
+            f"{'-' if limit is None else int(limit):>8}  {state:<8} {created}"
         )
     return 0
 
@@ -135,7 +147,8 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument(
         "--hourly-limit",
         type=int,
-        help=f"requests per hour (default: ${DEFAULT_HOURLY_LIMIT}, "
+        help="requests per hour for the client, shared by all of its keys (default: the "
+        f"client's current limit; for a new client ${DEFAULT_HOURLY_LIMIT}, "
         f"else {default_of('default_hourly_limit')})",
     )
     create.add_argument("--scope", choices=sorted(auth.SCOPES), default=auth.SCOPE_FEEDS)

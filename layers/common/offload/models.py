@@ -51,13 +51,34 @@ class ApiClient(TableModel):
     client_id = UnicodeAttribute()
     key_prefix = UnicodeAttribute()
     scopes = UnicodeSetAttribute()
-    hourly_limit = NumberAttribute()
+    # Limits are the client's (ClientAccount). A key stored before they were keeps its
+    # own, which counts only while its client has no account.
+    hourly_limit = NumberAttribute(null=True)
     disabled = BooleanAttribute(default=False)
     created_at = NumberAttribute()
 
     @staticmethod
     def key_for(key_hash: str) -> str:
         return f"KEY#{key_hash}"
+
+
+class ClientAccount(TableModel):
+    """A client: what all of its keys share. Its hourly limit is counted on one counter per
+    window (RateCounter), whichever key a request carries."""
+
+    class Meta(TableModel.Meta):
+        pass
+
+    SORT = "ACCOUNT"
+
+    client_id = UnicodeAttribute()
+    hourly_limit = NumberAttribute()
+    created_at = NumberAttribute()
+    updated_at = NumberAttribute()
+
+    @staticmethod
+    def key_for(client_id: str) -> str:
+        return f"ACCOUNT#{client_id}"
 
 
 class CacheEntry(TableModel):
@@ -171,6 +192,7 @@ class Product(TableModel):
 
 ALL_MODELS: tuple[type[TableModel], ...] = (
     ApiClient,
+    ClientAccount,
     CacheEntry,
     Invalidation,
     RebuildLock,
