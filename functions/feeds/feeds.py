@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from offload.auth import SCOPE_FEEDS, ClientCache
 from offload.feeds import REGISTRY
-from offload.feeds.delivery import LINK_MEDIA_TYPE
+from offload.feeds.delivery import LINK_MEDIA_TYPE, sent_as_text
 from offload.feeds.service import FeedAnswer, FeedService
 from offload.http import add_answer_headers, api_resolver, authenticate_request
 from offload.observability import logger, metrics, tracer
@@ -71,9 +71,10 @@ def _response(answer: FeedAnswer, target: str) -> Response:
         headers["Location"] = answer.location
         return Response(HTTPStatus.TEMPORARY_REDIRECT, headers=headers, body="")
     data = answer.body or b""
-    # Text goes out as is; base64 would cost a third of the response limit.
-    text = answer.content_type.startswith(("text/", "application/json", "application/xml"))
-    body: str | bytes = data.decode() if text else data
+    if answer.disposition is not None:
+        headers["Content-Disposition"] = answer.disposition
+    # Only text is answered inline (sent_as_text); bytes would go out base64-encoded.
+    body: str | bytes = data.decode() if sent_as_text(answer.content_type) else data
     return Response(HTTPStatus.OK, content_type=answer.content_type, body=body, headers=headers)
 
 

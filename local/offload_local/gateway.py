@@ -41,6 +41,7 @@ _TEXT = re.compile(
 )
 # Set by the gateway itself, as API Gateway replaces them.
 _HOP_BY_HOP = {"content-length", "transfer-encoding", "connection", "keep-alive"}
+_WITHOUT_BODY = {HTTPStatus.NO_CONTENT, HTTPStatus.NOT_MODIFIED}
 
 
 def query_parameters(raw_query: str) -> dict[str, str]:
@@ -143,15 +144,15 @@ class Gateway:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request_id = f"{secrets.token_hex(4)}-{secrets.token_hex(2)}="
         response = self._respond(environ, request_id)
-        headers = [
-            *response.headers,
-            ("Content-Length", str(len(response.body))),
-            ("apigw-requestid", request_id),
-        ]
         status = response.status
+        # A 304 or 204 has no body to measure: a Content-Length on a 304 would claim the
+        # length of the representation it stands for (RFC 9110 §8.6), so none is sent.
+        bodiless = status in _WITHOUT_BODY
+        length = [] if bodiless else [("Content-Length", str(len(response.body)))]
+        headers = [*response.headers, *length, ("apigw-requestid", request_id)]
         phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
         start_response(f"{status} {phrase}".strip(), headers)
-        return [response.body]
+        return [] if bodiless else [response.body]
 
     def _respond(self, environ: dict[str, Any], request_id: str) -> HttpResponse:
         body = _read_body(environ)

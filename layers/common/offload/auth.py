@@ -7,7 +7,8 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from offload.errors import Forbidden, Unauthorized
@@ -21,6 +22,8 @@ KEY_HEADER = "x-api-key"
 KEY_QUERY = "key"
 # Client ids appear in object keys and cache keys, so they are slugs.
 CLIENT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+# Unknown keys a container remembers at most (each a 64-character hash and a time).
+MAX_UNKNOWN = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,27 +53,51 @@ def extract_key(headers: Mapping[str, str], query: Mapping[str, str]) -> str | N
 
 
 class ClientCache:
-    """Client records cached in a warm container; a revocation applies within `ttl` seconds."""
+    """Client records cached in a warm container; a revocation applies within `ttl` seconds.
 
-    def __init__(self, ttl: float) -> None:
+    Unknown keys are remembered too (a flood of made-up keys costs one read each per
+    `ttl`), but apart and at most MAX_UNKNOWN of them, the oldest forgotten first: junk
+    keys can neither grow the container's memory nor push out the clients that exist.
+    """
+
+    def __init__(self, ttl: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._ttl = ttl
-        self._entries: dict[str, tuple[float, Client | None]] = {}
+        self._clock = clock
+        self._entries: dict[str, tuple[float, Client]] = {}
+        self._unknown: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, key_hash: str) -> Client | None:
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             cached = self._entries.get(key_hash)
+            unknown_since = self._unknown.get(key_hash)
         if cached and now - cached[0] < self._ttl:
             return cached[1]
+        if unknown_since is not None and now - unknown_since < self._ttl:
+            return None
         client = _load(key_hash)
         with self._lock:
-            self._entries[key_hash] = (now, client)
+            if client is None:
+                self._entries.pop(key_hash, None)
+                self._unknown[key_hash] = now
+                self._unknown.move_to_end(key_hash)
+                while len(self._unknown) > MAX_UNKNOWN:
+                    self._unknown.popitem(last=False)
+            else:
+                self._unknown.pop(key_hash, None)
+                self._entries[key_hash] = (now, client)
         return client
+
+    def __len__(self) -> int:
+        """How many keys, known or unknown, the cache holds."""
+        with self._lock:
+            return len(self._entries) + len(self._unknown)
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._unknown.clear()
 
 
 def authenticate(key: str | None, scope: str, cache: ClientCache) -> Client:

@@ -13,6 +13,7 @@ from offload.feeds.background import BackgroundJob, Launch, failure_of
 from offload.feeds.base import lease_seconds
 from offload.feeds.cachekey import FeedRequest
 from offload.feeds.decision import Hit, Rebuild, decide
+from offload.feeds.delivery import sent_as_text
 from offload.feeds.generation import Generation
 from offload.feeds.generator import generate
 from offload.feeds.outcome import Outcome, Served
@@ -91,10 +92,19 @@ class Rebuilder:
         # The owner is slow: answer from a private generation rather than not at all.
         logger.info("lock wait ran out; generating without the lock")
         data = generate(request)
-        if inline and len(data) <= self._settings.inline_limit_bytes:
+        if self._fits_inline(request, data, inline):
             metrics.add_metric(name="Misses", unit=MetricUnit.Count, value=1)
             return Served(Outcome.PRIVATE, body=data)
         return self._store(request, generation, data, inline)
+
+    def _fits_inline(self, request: FeedRequest, data: bytes, inline: bool) -> bool:
+        """Whether the file may be the answer's body: asked for, small, and text (anything
+        else goes out base64-encoded, a third larger: it is stored and redirected to)."""
+        return (
+            inline
+            and sent_as_text(request.content_type)
+            and len(data) <= self._settings.inline_limit_bytes
+        )
 
     def _acquire(
         self,
@@ -208,10 +218,8 @@ class Rebuilder:
             self._runtime.s3, self._bucket, generation, data, content_type=request.content_type
         )
         metrics.add_metric(name="Misses", unit=MetricUnit.Count, value=1)
-        small = inline and len(data) <= self._settings.inline_limit_bytes
-        return Served(
-            Outcome.STORED, generation.object_key, body=data if small else None, size=len(data)
-        )
+        body = data if self._fits_inline(request, data, inline) else None
+        return Served(Outcome.STORED, generation.object_key, body=body, size=len(data))
 
     def _wait_for(self, holder: locks.Lease, deadline: float) -> bool:
         """Poll for the holder's upload until it lands (True), or until the holder's lease
