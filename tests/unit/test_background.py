@@ -364,3 +364,25 @@ def test_a_dependency_failure_in_a_request_generation_is_a_503_with_retry_after(
     assert answer["statusCode"] == HTTPStatus.SERVICE_UNAVAILABLE
     assert answer["headers"]["Retry-After"] == str(get_settings().retry_after_seconds)
     assert problem_of(answer)["title"] == "Service unavailable"
+
+
+def test_an_outage_as_the_job_starts_is_retried_too(
+    make_key, call_feed, slow, launched, runtime, monkeypatch
+):
+    key, _ = make_key()
+    call_feed(SLOW, key=key)
+    # GIVEN S3 unreachable for the job's first two checks of whether its file is stored
+    checks = itertools.count(1)
+    real_exists = storage.object_exists
+
+    def object_exists(s3, bucket, key):
+        if next(checks) <= 2:
+            raise OUTAGE
+        return real_exists(s3, bucket, key)
+
+    monkeypatch.setattr(storage, "object_exists", object_exists)
+    clock = FakeClock()
+    # WHEN the generator function runs it, THEN it waits the outage out and stores the file
+    assert run(launched[0], runtime, sleep=clock.sleep) is Finished.STORED
+    assert len(clock.slept) == 2
+    assert stored_generations("slow") == [launched[0].generation.object_key]

@@ -166,12 +166,17 @@ def run(
     # still held until the recorder sees the upload) and must not generate it again; nor
     # may it run a generation whose lock is marked failed.
     lease = settings.lock_lease_seconds
-    if storage.object_exists(runtime.s3, bucket, generation.object_key) or not locks.renew(
-        generation, until=clock() + lease
-    ):
-        logger.info("background generation superseded", extra={"object_key": generation.object_key})
-        return Finished.SUPERSEDED
+
+    def superseded() -> bool:
+        stored = storage.object_exists(runtime.s3, bucket, generation.object_key)
+        return stored or not locks.renew(generation, until=clock() + lease)
+
     try:
+        # An outage as the job starts is retried like one during its generation.
+        if _retrying(superseded, sleep):
+            extra = {"object_key": generation.object_key}
+            logger.info("background generation superseded", extra=extra)
+            return Finished.SUPERSEDED
         with locks.Heartbeat(generation, lease_seconds=lease, clock=clock):
             _generate_and_store(job, runtime, bucket, sleep)
     except Exception as exc:
