@@ -119,12 +119,12 @@ def _load(key_hash: str) -> Client | None:
         return None
     if record.disabled:
         return None
-    limit = client_limit(record.client_id)
-    if limit is None:  # a key stored before limits were the client's
-        if record.hourly_limit is None:
-            return None
-        limit = int(record.hourly_limit)
-    return Client(client_id=record.client_id, scopes=frozenset(record.scopes), hourly_limit=limit)
+    # The client's limit, copied onto each of its keys: authenticating stays one read.
+    return Client(
+        client_id=record.client_id,
+        scopes=frozenset(record.scopes),
+        hourly_limit=int(record.hourly_limit),
+    )
 
 
 def client_limit(client_id: str) -> int | None:
@@ -143,7 +143,10 @@ def client_limits() -> dict[str, int]:
 
 
 def set_client_limit(client_id: str, hourly_limit: int) -> int | None:
-    """Give `client_id` (and so all of its keys) `hourly_limit`; the limit it had, if any."""
+    """Give `client_id` (and so all of its keys) `hourly_limit`; the limit it had, if any.
+
+    The account holds it; each key carries a copy, so that authentication reads one item.
+    """
     if not CLIENT_ID.fullmatch(client_id):
         raise ValueError("a client id is a lower-case name: letters, digits, - and _")
     previous = client_limit(client_id)
@@ -157,6 +160,11 @@ def set_client_limit(client_id: str, hourly_limit: int) -> int | None:
             ClientAccount.updated_at.set(now),
         ]
     )
+    # Only a changed limit has copies to bring in line (a scan: an operator's command).
+    if previous is not None and previous != hourly_limit:
+        for record in _keys_of(client_id):
+            if int(record.hourly_limit) != hourly_limit:
+                record.update(actions=[ApiClient.hourly_limit.set(hourly_limit)])
     return previous
 
 
@@ -185,6 +193,7 @@ def create_key(
         client_id=client_id,
         key_prefix=key[:8],
         scopes=set(scopes),
+        hourly_limit=hourly_limit,
         created_at=int(time.time()),
     ).save(condition=ApiClient.pk.does_not_exist())
     return key
@@ -206,7 +215,13 @@ def revoke(*, client_id: str | None = None, key: str | None = None) -> int:
         except ApiClient.DoesNotExist:
             targets = []
     else:
-        targets = [r for r in list_keys() if r.client_id == client_id]
+        targets = _keys_of(client_id or "")
     for record in targets:
         record.update(actions=[ApiClient.disabled.set(True)])
     return len(targets)
+
+
+def _keys_of(client_id: str) -> list[ApiClient]:
+    """Every key record of one client (a scan: an operator's command, never a request's)."""
+    condition = (ApiClient.sk == ApiClient.SORT) & (ApiClient.client_id == client_id)
+    return list(ApiClient.scan(condition))

@@ -81,13 +81,13 @@ def _keys_list(args: argparse.Namespace, settings: Settings | None) -> int:
     limits = auth.client_limits()
     print(f"{'CLIENT':<20} {'KEY':<12} {'SCOPES':<14} {'LIMIT/H':>8}  {'STATE':<8} CREATED")
     for record in auth.list_keys():
-        limit = limits.get(record.client_id, record.hourly_limit)
+        limit = limits.get(record.client_id, int(record.hourly_limit))
         created = datetime.fromtimestamp(int(record.created_at), tz=UTC).strftime("%Y-%m-%d %H:%M")
         state = "revoked" if record.disabled else "active"
         scopes = ",".join(sorted(record.scopes))
         print(
             f"{record.client_id:<20} {record.key_prefix + '…':<12} {scopes:<14} "
-            f"{'-' if limit is None else int(limit):>8}  {state:<8} {created}"
+            f"{limit:>8}  {state:<8} {created}"
         )
     return 0
 

@@ -51,9 +51,9 @@ class ApiClient(TableModel):
     client_id = UnicodeAttribute()
     key_prefix = UnicodeAttribute()
     scopes = UnicodeSetAttribute()
-    # Limits are the client's (ClientAccount). A key stored before they were keeps its
-    # own, which counts only while its client has no account.
-    hourly_limit = NumberAttribute(null=True)
+    # The client's limit (ClientAccount holds it), copied here so that authenticating a
+    # request reads one item; `auth.set_client_limit` keeps the copies in line.
+    hourly_limit = NumberAttribute()
     disabled = BooleanAttribute(default=False)
     created_at = NumberAttribute()
 
