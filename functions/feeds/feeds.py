@@ -10,7 +10,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from offload.auth import SCOPE_FEEDS, ClientCache
-from offload.feeds.delivery import LINK_MEDIA_TYPE
+from offload.feeds.delivery import LINK_MEDIA_TYPE, sent_as_text
 from offload.feeds.service import FeedAnswer, FeedService, audit_download
 from offload.http import add_answer_headers, api_resolver, authenticate_request
 from offload.observability import logger, metrics, tracer
@@ -78,13 +78,16 @@ def _response(answer: FeedAnswer, target: str) -> Response:
         headers["Location"] = answer.location
         return Response(HTTPStatus.TEMPORARY_REDIRECT, headers=headers, body="")
     data = answer.body or b""
-    # Text goes out as is; base64 would cost a third of the response limit.
-    text = answer.content_type.startswith(("text/", "application/json", "application/xml"))
-    body: str | bytes = data.decode() if text else data
+    if answer.disposition is not None:
+        headers["Content-Disposition"] = answer.disposition
+    # Only text is answered inline (sent_as_text); bytes would go out base64-encoded.
+    body: str | bytes = data.decode() if sent_as_text(answer.content_type) else data
     return Response(HTTPStatus.OK, content_type=answer.content_type, body=body, headers=headers)
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True
+)
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:

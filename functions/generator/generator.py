@@ -13,7 +13,7 @@ runtime = get_runtime()
 plugins = load_plugins(runtime.settings.app_modules)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:

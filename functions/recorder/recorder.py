@@ -22,7 +22,7 @@ class RecordingFailed(Exception):
     """Some records failed; raising makes Lambda retry the event, then dead-letter it."""
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 @event_source(data_class=S3Event)

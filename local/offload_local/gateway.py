@@ -42,6 +42,7 @@ _TEXT = re.compile(
 )
 # Set by the gateway itself, as API Gateway replaces them.
 _HOP_BY_HOP = {"content-length", "transfer-encoding", "connection", "keep-alive"}
+_WITHOUT_BODY = {HTTPStatus.NO_CONTENT, HTTPStatus.NOT_MODIFIED}
 
 
 class MalformedRequest(Exception):
@@ -185,14 +186,16 @@ class Gateway:
             if self._cors is not None:
                 headers = self._cors.apply(request_headers, response.headers)
                 response = HttpResponse(response.status, headers, response.body)
-        headers = [*response.headers, ("apigw-requestid", request_id)]
-        if response.status != 204:
-            # A HEAD's Content-Length is its GET's: the function's body, never sent.
-            headers.insert(len(response.headers), ("Content-Length", str(len(response.body))))
         status = response.status
+        # A 304 or 204 has no body to measure: a Content-Length on a 304 would claim the
+        # length of the representation it stands for (RFC 9110 §8.6), so none is sent. A
+        # HEAD's Content-Length is its GET's: the function's body, never sent.
+        bodiless = status in _WITHOUT_BODY
+        length = [] if bodiless else [("Content-Length", str(len(response.body)))]
+        headers = [*response.headers, *length, ("apigw-requestid", request_id)]
         phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
         start_response(f"{status} {phrase}".strip(), headers)
-        return [] if method == "HEAD" else [response.body]
+        return [] if bodiless or method == "HEAD" else [response.body]
 
     def _respond(self, environ: dict[str, Any], request_id: str) -> HttpResponse:
         try:

@@ -8,6 +8,10 @@ in one process, concurrently, so shared pieces of state need fencing:
   arguments in the resolver's `context`, so concurrent invocations would read each other's
   requests (even through separate handler modules) and path parameters. Both are made per
   thread.
+- Powertools Logger keeps the keys every line carries (the invocation's context, its
+  correlation id, what the handler appended) in its one formatter, so a concurrent
+  invocation's lines would carry them too. They are kept per thread: an invocation's
+  thread starts from the keys the logger was made with, and `clear_state` resets them.
 - Powertools Metrics keeps one metric set per process; a container flushing it while another
   adds to it would fail mid-iteration. Its reads and writes take one lock.
 - moto's DynamoDB backend is not thread-safe: a cancelled transaction restores a copy of the
@@ -77,6 +81,43 @@ def isolate_router_state() -> None:
         )
         BaseRouter.context = _PerThreadDict()  # type: ignore[assignment]
         _installed.add("router")
+
+
+class _PerThreadOrShared:
+    """A data descriptor whose value is per thread and per instance; a thread that has not
+    set one reads the first value ever set (the one the instance was made with)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._local = threading.local()
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return self
+        values = self._local.__dict__.setdefault("values", {})
+        if id(obj) not in values:
+            # The instance's own attribute, set before this descriptor was installed or by
+            # its first assignment, is what every thread starts from.
+            values[id(obj)] = copy.copy(obj.__dict__.get(self._name))
+        return values[id(obj)]
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__.setdefault(self._name, copy.copy(value))
+        self._local.__dict__.setdefault("values", {})[id(obj)] = value
+
+
+def isolate_logger_state() -> None:
+    """Keep each Powertools formatter's per-line keys per thread, for the process's lifetime.
+
+    A formatter made before keeps what it had as the keys every thread starts from.
+    """
+    from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+    with _install_lock:
+        if "logger" in _installed:
+            return
+        LambdaPowertoolsFormatter.log_format = _PerThreadOrShared("log_format")  # type: ignore[assignment]
+        _installed.add("logger")
 
 
 def serialise_metrics() -> None:

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from offload_local.isolation import isolate_router_state, serialise_metrics
+from offload_local.isolation import isolate_logger_state, isolate_router_state, serialise_metrics
 from offload_local.template import Function
 
 Handler = Callable[[dict, Any], Any]
@@ -57,6 +57,7 @@ class Containers:
 
     def __init__(self, function: Function) -> None:
         isolate_router_state()
+        isolate_logger_state()
         serialise_metrics()
         self.function = function
         self._idle: list[Handler] = []

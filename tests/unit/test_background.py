@@ -7,6 +7,7 @@ stored file the answer, as for any upload.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
@@ -15,15 +16,27 @@ from http import HTTPStatus
 from typing import Any
 
 import pytest
+from botocore.exceptions import EndpointConnectionError
 
+from offload import locks, storage
 from offload.config import get_settings
 from offload.errors import DependencyUnavailable, GenerationFailed, GenerationTimedOut
-from offload.feeds.background import BackgroundJob, LambdaLauncher, failure_of
+from offload.feeds.background import (
+    RETRY_ATTEMPTS,
+    RETRY_BASE_SECONDS,
+    RETRY_MAX_SECONDS,
+    BackgroundJob,
+    Finished,
+    LambdaLauncher,
+    failure_of,
+    run,
+)
 from offload.feeds.generation import Generation
 from offload.feeds.outcome import Outcome
 from offload.locks import Lease, current
 from offload.models import RebuildLock
 from tests.support import cache_status, problem_of, stored_generations
+from tests.support.clock import FakeClock
 from tests.support.feeds import Probe, download, probe_feed
 
 SLOW = "/feeds/slow.json"
@@ -119,10 +132,10 @@ def test_a_failed_background_generation_is_reported_until_its_lease_ends(
     failed_from = time.time()
     assert run_job(launched[0]) == "failed"
     failed_by = time.time()
-    # THEN its lock is held, marked failed, for one lock lease from then
+    # THEN its lock is held, marked failed, for FAILED_GENERATION_SECONDS from then
     lease = current(launched[0].generation.cache_id)
     assert lease is not None and lease.failure == "GenerationFailed"
-    lease_seconds = get_settings().lock_lease_seconds
+    lease_seconds = get_settings().failed_generation_seconds
     assert failed_from + lease_seconds <= lease.lease_until <= failed_by + lease_seconds
     # AND requests are told so, with when it will be tried again, instead of waiting on
     asked_from = time.time()
@@ -214,3 +227,162 @@ def test_the_generator_function_refuses_what_is_not_a_job(slow, handler):
     job_like = {"kind": "offload.feeds.generate", "feed": "slow", "format": "json"}
     with pytest.raises(ValueError, match="does not belong"):
         handler("FeedGeneratorFunction")({**job_like, "client_id": "a", "object_key": "x"})
+
+
+# --- dependency failures: retried in the function, then a 503, never a crash ----------------
+
+OUTAGE = EndpointConnectionError(endpoint_url="http://127.0.0.1:1/")
+
+
+def outage_for(calls: int) -> Callable[[], None]:
+    """A generator whose data source is unreachable for its first `calls` calls."""
+    failed = itertools.count(1)
+
+    def during() -> None:
+        if next(failed) <= calls:
+            raise OUTAGE
+
+    return during
+
+
+def test_a_brief_outage_during_a_background_generation_is_retried_with_backoff(
+    call_feed, make_key, slow, launched, runtime, deliver_s3_events
+):
+    key, _ = make_key()
+    call_feed(SLOW, key=key)
+    # GIVEN the generator's data source is unreachable for its first two attempts, and a
+    # request asks meanwhile
+    pending: list[dict] = []
+    fail_twice = outage_for(2)
+
+    def during() -> None:
+        pending.append(call_feed(SLOW, key=key))
+        fail_twice()
+
+    slow.during = during
+    clock = FakeClock()
+    # WHEN the generator function runs the job
+    finished = run(launched[0], runtime, sleep=clock.sleep)
+    # THEN it tried again after backing off, twice, and stored the file
+    assert finished is Finished.STORED
+    assert slow.calls == 3
+    assert len(clock.slept) == 2
+    for attempt, slept in enumerate(clock.slept, start=1):
+        ceiling = min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** (attempt - 1))
+        assert ceiling / 2 <= slept <= ceiling
+    # AND requests meanwhile were told to come back, not that it failed
+    assert [answer["statusCode"] for answer in pending] == [HTTPStatus.ACCEPTED] * 3
+    deliver_s3_events()
+    assert cache_status(call_feed(SLOW, key=key)["headers"]) == Outcome.HIT
+    assert len(launched) == 1
+
+
+def test_an_upload_that_fails_briefly_is_retried_with_the_same_bytes(
+    make_key, call_feed, slow, launched, runtime, monkeypatch
+):
+    key, _ = make_key()
+    call_feed(SLOW, key=key)
+    uploads: list[bytes] = []
+    real_upload = storage.upload
+
+    def upload(s3, bucket, generation, data, *, content_type):
+        uploads.append(data)
+        if len(uploads) <= 2:
+            raise DependencyUnavailable("S3 is unreachable")
+        real_upload(s3, bucket, generation, data, content_type=content_type)
+
+    monkeypatch.setattr(storage, "upload", upload)
+    clock = FakeClock()
+    assert run(launched[0], runtime, sleep=clock.sleep) is Finished.STORED
+    # The file was generated once and the same bytes went up each time.
+    assert slow.calls == 1
+    assert len(uploads) == 3 and len(set(uploads)) == 1
+    assert stored_generations("slow") == [launched[0].generation.object_key]
+
+
+def test_an_outage_that_outlasts_the_retries_is_a_503_not_a_dead_letter(
+    call_feed, make_key, slow, launched, runtime
+):
+    key, _ = make_key()
+    call_feed(SLOW, key=key)
+    # GIVEN a data source that stays unreachable
+    slow.during = outage_for(RETRY_ATTEMPTS)
+    clock = FakeClock()
+    # WHEN the generator function runs the job
+    finished = run(launched[0], runtime, sleep=clock.sleep)
+    # THEN it gave up after its bounded retries without failing the invocation (nothing
+    # goes to the dead-letter queue: retrying later can fix it)
+    assert finished is Finished.FAILED
+    assert slow.calls == RETRY_ATTEMPTS
+    assert len(clock.slept) == RETRY_ATTEMPTS - 1
+    lease = current(launched[0].generation.cache_id)
+    assert lease is not None and lease.failure == "DependencyUnavailable"
+    # AND requests answer 503 with Retry-After for RETRY_AFTER_SECONDS, then start it again
+    asked_from = time.time()
+    answer = call_feed(SLOW, key=key)
+    asked_by = time.time()
+    assert answer["statusCode"] == HTTPStatus.SERVICE_UNAVAILABLE
+    retry_after = int(answer["headers"]["Retry-After"])
+    assert math.ceil(lease.lease_until - asked_by) <= retry_after
+    assert retry_after <= math.ceil(lease.lease_until - asked_from)
+    assert lease.lease_until - asked_from <= get_settings().retry_after_seconds
+
+
+def test_a_lock_that_cannot_be_marked_failed_is_left_to_its_short_lease(
+    call_feed, make_key, slow, launched, runtime, monkeypatch
+):
+    key, _ = make_key()
+    call_feed(SLOW, key=key)
+    slow.during = outage_for(RETRY_ATTEMPTS)
+    monkeypatch.setattr(locks, "fail", lambda *args, **kwargs: (_ for _ in ()).throw(OUTAGE))
+    before = time.time()
+    # WHEN DynamoDB fails too as the job gives up
+    assert run(launched[0], runtime, sleep=FakeClock().sleep) is Finished.FAILED
+    # THEN the lock keeps only the short lease its heartbeat gave it, and is free soon
+    lease = current(launched[0].generation.cache_id)
+    assert lease is not None and lease.failure is None
+    assert lease.lease_until <= time.time() + get_settings().lock_lease_seconds
+    assert lease.lease_until >= before
+
+
+def test_a_defect_fails_the_invocation_for_the_dead_letter_queue(
+    call_feed, make_key, slow, launched, runtime, monkeypatch
+):
+    key, _ = make_key()
+    call_feed(SLOW, key=key)
+    monkeypatch.setattr(storage, "upload", lambda *args, **kwargs: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        run(launched[0], runtime, sleep=FakeClock().sleep)
+
+
+def test_a_dependency_failure_in_a_request_generation_is_a_503_with_retry_after(
+    call_feed, make_key, probe
+):
+    key, _ = make_key()
+    probe.fail = OUTAGE
+    answer = call_feed("/feeds/probe.json", key=key)
+    assert answer["statusCode"] == HTTPStatus.SERVICE_UNAVAILABLE
+    assert answer["headers"]["Retry-After"] == str(get_settings().retry_after_seconds)
+    assert problem_of(answer)["title"] == "Service unavailable"
+
+
+def test_an_outage_as_the_job_starts_is_retried_too(
+    make_key, call_feed, slow, launched, runtime, monkeypatch
+):
+    key, _ = make_key()
+    call_feed(SLOW, key=key)
+    # GIVEN S3 unreachable for the job's first two checks of whether its file is stored
+    checks = itertools.count(1)
+    real_exists = storage.object_exists
+
+    def object_exists(s3, bucket, key):
+        if next(checks) <= 2:
+            raise OUTAGE
+        return real_exists(s3, bucket, key)
+
+    monkeypatch.setattr(storage, "object_exists", object_exists)
+    clock = FakeClock()
+    # WHEN the generator function runs it, THEN it waits the outage out and stores the file
+    assert run(launched[0], runtime, sleep=clock.sleep) is Finished.STORED
+    assert len(clock.slept) == 2
+    assert stored_generations("slow") == [launched[0].generation.object_key]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -111,10 +112,13 @@ def test_keys_revoke_by_client(aws, capsys):
 
 
 def test_invalidate_feed_records_the_time(aws, capsys):
+    before = time.time()
     assert main(["invalidate", "--feed", "catalog"]) == 0
-    assert read_coverage("catalog", "anyone").hard_at > 0
+    between = time.time()
     assert main(["invalidate", "--client", "acme", "--soft"]) == 0
-    assert read_coverage("catalog", "acme").soft_at > 0
+    after = time.time()
+    assert before <= read_coverage("catalog", "anyone").hard_at <= between
+    assert between <= read_coverage("catalog", "acme").soft_at <= after
     assert '"invalidated"' in capsys.readouterr().out
 
 
@@ -145,3 +149,31 @@ def test_a_missing_table_is_a_clear_usage_error(monkeypatch, capsys):
 
 def test_bad_client_name_is_refused(aws, capsys):
     assert main(["keys", "create", "--client", "Not A Slug"]) == 2
+
+
+def created_key(out: str) -> str:
+    return next(line.split()[-1] for line in out.splitlines() if line.startswith("key:"))
+
+
+def test_a_second_key_with_another_limit_changes_the_clients_limit_and_says_so(aws, capsys):
+    # GIVEN a client with a key allowed 5 requests an hour
+    assert main(["keys", "create", "--client", "acme", "--hourly-limit", "5"]) == 0
+    first = created_key(capsys.readouterr().out)
+    # WHEN a second key is created for it with another limit
+    assert main(["keys", "create", "--client", "acme", "--hourly-limit", "3"]) == 0
+    printed = capsys.readouterr()
+    second = created_key(printed.out)
+    # THEN the limit is the client's: changed for both keys, and the command says so
+    assert "hourly limit: 3 (the client's, shared by all of its keys)" in printed.out
+    assert "acme's hourly limit changed from 5 to 3, for every key of the client" in printed.err
+    for key in (first, second):
+        client = auth.authenticate(key, auth.SCOPE_FEEDS, auth.ClientCache(ttl=0))
+        assert client.hourly_limit == 3
+    # AND a third key named without a limit keeps the client's
+    assert main(["keys", "create", "--client", "acme"]) == 0
+    printed = capsys.readouterr()
+    assert "hourly limit: 3 " in printed.out and "changed" not in printed.err
+    # AND `keys list` shows the one limit on every key's line
+    assert main(["keys", "list"]) == 0
+    lines = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+    assert [(line[0], line[3]) for line in lines] == [("acme", "3")] * 3

@@ -275,7 +275,7 @@ def assert_retry_later(response: dict, fault: Fault) -> None:
     assert fault.calls, "the fault never fired"
     assert response["statusCode"] == HTTPStatus.SERVICE_UNAVAILABLE, response
     problem_of(response)
-    assert int(response["headers"]["Retry-After"]) > 0
+    assert response["headers"]["Retry-After"] == str(get_settings().retry_after_seconds)
     assert "Location" not in response["headers"]
 
 

@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from http import HTTPStatus
 
 import pytest
 
-from offload import locks
+from offload import locks, storage
+from offload.auth import Client
 from offload.config import get_settings
-from offload.feeds import Feed
+from offload.errors import DependencyUnavailable
+from offload.feeds import REGISTRY, Feed
 from offload.feeds.cachekey import FeedRequest
 from offload.feeds.generation import Generation
 from offload.feeds.outcome import Outcome
+from offload.feeds.service import FeedService
 from offload.runtime import Runtime, get_runtime
 from offload_local.lambdas import Containers
 from tests.support import cache_status, feed_event, stored_generations
+from tests.support.clock import FakeClock
 from tests.support.feeds import Probe, age_entries, download
 
 REQUEST = FeedRequest(
@@ -208,3 +213,128 @@ def test_past_the_lock_wait_a_request_generates_without_uploading(
     assert cache_status(second["headers"]) == Outcome.PRIVATE
     assert probe.calls == 2
     assert len(stored_generations()) == 1
+
+
+# --- a lock whose owner is gone: short leases, renewed while the owner works ----------------
+
+
+def feed_service(runtime: Runtime, clock: FakeClock) -> FeedService:
+    """A feeds container living on `clock`'s time."""
+    return FeedService(runtime, clock=clock, sleep=clock.sleep, launch=lambda job: None)
+
+
+def ask(service: FeedService, client_id: str) -> Outcome:
+    client = Client(client_id=client_id, scopes=frozenset({"feeds"}), hourly_limit=1000)
+    return service.handle("probe.json", "", client, metered=lambda status: None).outcome
+
+
+def orphan_a_lock(runtime: Runtime, clock: FakeClock, monkeypatch, client_id: str) -> None:
+    """A request takes the lock, then is cut off from AWS: its upload and its release fail."""
+    upload, release = storage.upload, locks.release
+    monkeypatch.setattr(storage, "upload", fail_with(DependencyUnavailable("S3 is down")))
+    monkeypatch.setattr(locks, "release", fail_with(DependencyUnavailable("DynamoDB is down")))
+    with pytest.raises(DependencyUnavailable):
+        ask(feed_service(runtime, clock), client_id)
+    monkeypatch.setattr(storage, "upload", upload)
+    monkeypatch.setattr(locks, "release", release)
+    assert locks.current(cache_id_of(client_id)) is not None
+
+
+def fail_with(error: Exception) -> Callable[..., None]:
+    def failing(*args: object, **kwargs: object) -> None:
+        raise error
+
+    return failing
+
+
+def cache_id_of(client_id: str) -> str:
+    return FeedRequest(REGISTRY.get("probe"), "json", client_id, ()).cache_id
+
+
+def test_a_lock_whose_owner_is_gone_is_free_within_its_short_lease(
+    runtime, probe, monkeypatch, make_key
+):
+    # GIVEN a request cut off from AWS mid-generation, leaving its lock behind
+    _, client_id = make_key()
+    clock = FakeClock()
+    orphan_a_lock(runtime, clock, monkeypatch, client_id)
+    # WHEN AWS is back and the next request comes once the short lease has passed
+    lease = get_settings().lock_lease_seconds
+    assert lease <= 10
+    clock.advance(lease + 0.1)
+    # THEN it rebuilds at once and stores the file, waiting for nothing
+    assert ask(feed_service(runtime, clock), client_id) == Outcome.STORED
+    assert clock.slept == []
+    assert probe.calls == 2
+    assert len(stored_generations("probe")) == 1
+
+
+def test_waiters_on_a_gone_owner_take_over_once_its_lease_ends(
+    runtime, probe, monkeypatch, make_key
+):
+    # GIVEN a lock left behind a moment ago by a request cut off from AWS
+    _, client_id = make_key()
+    clock = FakeClock()
+    orphan_a_lock(runtime, clock, monkeypatch, client_id)
+    clock.advance(1)
+    # WHEN a request finds it still leased
+    first = ask(feed_service(runtime, clock), client_id)
+    # THEN it waits no longer than the rest of the lease, then generates and stores
+    assert first == Outcome.STORED
+    assert 0 < sum(clock.slept) <= get_settings().lock_lease_seconds
+    # AND the next one waits for that upload instead of generating again: no herd
+    assert ask(feed_service(runtime, clock), client_id) == Outcome.COLLAPSED
+    assert probe.calls == 2
+    assert len(stored_generations("probe")) == 1
+
+
+def test_a_live_owner_keeps_its_lock_by_renewing_the_lease(runtime):
+    # GIVEN a lock taken with a short lease
+    clock = FakeClock()
+    held = lease(started_at=clock(), lease_seconds=6)
+    assert locks.acquire(runtime.dynamodb, held, now=clock(), superseded_before=0).acquired
+    heartbeat = locks.Heartbeat(held.generation, lease_seconds=6, clock=clock)
+    # WHEN its owner is still working when the lease would end
+    clock.advance(5)
+    assert heartbeat.beat()
+    # THEN the lease runs from the renewal, and nobody can take the lock meanwhile
+    assert locks.current(CACHE_ID).lease_until == pytest.approx(clock() + 6)
+    clock.advance(5)
+    rival = lease(started_at=clock())
+    assert not locks.acquire(runtime.dynamodb, rival, now=clock(), superseded_before=0).acquired
+    # AND once its lease has run out and another took the lock, it stops renewing
+    clock.advance(2)
+    assert locks.acquire(runtime.dynamodb, rival, now=clock(), superseded_before=0).acquired
+    assert not heartbeat.beat()
+    assert locks.current(CACHE_ID) == rival
+
+
+def test_the_heartbeat_renews_on_its_own_while_the_block_runs(runtime):
+    clock = FakeClock()
+    held = lease(started_at=clock(), lease_seconds=0.03)
+    assert locks.acquire(runtime.dynamodb, held, now=clock(), superseded_before=0).acquired
+    clock.advance(100)
+    with locks.Heartbeat(held.generation, lease_seconds=0.03, clock=clock):
+        renewed = wait_until(lambda: locks.current(CACHE_ID).lease_until > clock())
+    assert renewed
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_a_failed_generations_lock_is_not_renewed(runtime):
+    # GIVEN a lock marked failed by its background generation
+    now = time.time()
+    held = lease(started_at=now)
+    assert locks.acquire(runtime.dynamodb, held, now=now, superseded_before=0).acquired
+    assert locks.fail(held.generation, "GenerationFailed", until=now + 60)
+    # WHEN the same job (Lambda delivering it again) tries to renew it
+    # THEN it may not: a failed generation is not run again until its lease ends
+    assert locks.renew(held.generation, until=now + 120) is False
+    assert locks.current(CACHE_ID).lease_until == pytest.approx(now + 60)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 
@@ -9,13 +11,15 @@ import pytest
 
 from offload import auth, ratelimit
 from offload.errors import RateLimited
-from offload.models import RateCounter
+from offload.models import RateCounter, dynamodb_client
 from tests.support import problem_of
 
 
 def test_request_over_the_limit_is_429_with_headers(call_feed, make_key, probe):
     key, _ = make_key(hourly_limit=3)
+    before = time.time()
     answers = [call_feed("/feeds/probe.json", key=key) for _ in range(4)]
+    after = time.time()
     assert all(a["statusCode"] < HTTPStatus.BAD_REQUEST for a in answers[:3])
     assert [a["headers"]["RateLimit-Remaining"] for a in answers[:3]] == ["2", "1", "0"]
     limited = answers[3]
@@ -24,8 +28,14 @@ def test_request_over_the_limit_is_429_with_headers(call_feed, make_key, probe):
     assert limited["headers"]["RateLimit-Limit"] == "3"
     assert limited["headers"]["RateLimit-Remaining"] == "0"
     reset = int(limited["headers"]["RateLimit-Reset"])
-    assert 0 < reset <= 3600
+    # the seconds to the end of the hour, as of the moment of the request
+    assert reset in {seconds_left(before, 3600), seconds_left(after, 3600)}
     assert int(limited["headers"]["Retry-After"]) == reset
+
+
+def seconds_left(now: float, window: int) -> int:
+    """What RateLimit-Reset says at `now`: whole seconds to the end of the window."""
+    return max(1, math.ceil((now // window + 1) * window - now))
 
 
 def test_twenty_threads_count_exactly(aws, make_key):
@@ -66,7 +76,7 @@ def test_the_hourly_limit_scales_to_the_window():
     assert ratelimit.scaled_limit(10, 60) == 1
 
 
-def test_a_client_past_its_limit_is_refused_without_another_write(aws, make_key, monkeypatch):
+def test_a_client_past_its_limit_is_refused_without_another_write(aws, make_key):
     # GIVEN a client that has spent its window: its third request was refused by DynamoDB
     _, client_id = make_key(hourly_limit=2)
     client = auth.Client(client_id=client_id, scopes=frozenset({"feeds"}), hourly_limit=2)
@@ -76,13 +86,21 @@ def test_a_client_past_its_limit_is_refused_without_another_write(aws, make_key,
     with pytest.raises(RateLimited):
         ratelimit.consume(client, window_seconds=3600, now=now)
 
-    # WHEN it keeps asking in the same window, its counter item no longer taking writes
-    def no_write(*args: object, **kwargs: object) -> None:
-        raise AssertionError("a refused client's counter was written again")
-
-    monkeypatch.setattr(RateCounter, "update", no_write)
-    with pytest.raises(RateLimited) as refused:
-        ratelimit.consume(client, window_seconds=3600, now=now + 60)
+    # WHEN it keeps asking in the same window, every DynamoDB write watched on the one
+    # client every model and the limiter share, however the write is made
+    written: list[str] = []
+    dynamodb = dynamodb_client()
+    watch = "before-call.dynamodb"
+    dynamodb.meta.events.register(watch, lambda model, **_: written.append(model.name))
+    try:
+        with pytest.raises(RateLimited) as refused:
+            ratelimit.consume(client, window_seconds=3600, now=now + 60)
+        with pytest.raises(RateLimited):
+            ratelimit.refuse_if_spent(client, window_seconds=3600, now=now + 61)
+    finally:
+        dynamodb.meta.events.unregister(watch)
+    # THEN no call reached DynamoDB at all: no write, not even a read
+    assert written == []
     # THEN it is refused as before, headers and all, from what the container remembers
     assert refused.value.headers == {
         "RateLimit-Limit": "2",
@@ -106,3 +124,19 @@ def test_a_raised_limit_counts_afresh_within_the_window(aws, make_key):
     assert ratelimit.consume(after, window_seconds=3600, now=now).remaining == 0
     with pytest.raises(RateLimited):
         ratelimit.consume(after, window_seconds=3600, now=now)
+
+
+def test_every_key_of_a_client_shares_its_limit_and_its_counter(call_feed, make_key, probe):
+    # GIVEN a client with a key, then a second key created with another limit
+    first, client_id = make_key(hourly_limit=5)
+    second, _ = make_key(client_id=client_id, hourly_limit=3)
+    # WHEN the client sends requests with either key
+    answers = [call_feed("/feeds/probe.json", key=key) for key in (first, second, first)]
+    # THEN both keys count on one counter, against the client's (latest) limit
+    assert [a["headers"]["RateLimit-Limit"] for a in answers] == ["3", "3", "3"]
+    assert [a["headers"]["RateLimit-Remaining"] for a in answers] == ["2", "1", "0"]
+    for key in (second, first):
+        refused = call_feed("/feeds/probe.json", key=key)
+        assert refused["statusCode"] == HTTPStatus.TOO_MANY_REQUESTS
+        assert refused["headers"]["RateLimit-Limit"] == "3"
+    assert auth.client_limit(client_id) == 3

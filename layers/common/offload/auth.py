@@ -7,6 +7,7 @@ import re
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ from datetime import UTC, datetime
 from pynamodb.exceptions import UpdateError
 
 from offload.errors import Forbidden, Unauthorized
-from offload.models import ApiClient, condition_failed
+from offload.models import ApiClient, ClientAccount, condition_failed
 
 SCOPE_FEEDS = "feeds"
 SCOPE_ADMIN = "admin"
@@ -28,11 +29,14 @@ CLIENT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 LAST_USE_SECONDS = 60.0
 # Keys (sent ones, unknown included) whose last write a container remembers.
 MAX_RECORDED = 10_000
+# Unknown keys a container remembers at most (each a 64-character hash and a time).
+MAX_UNKNOWN = 10_000
 
 
 @dataclass(frozen=True, slots=True)
 class Client:
-    """An authenticated caller."""
+    """An authenticated caller: its key's scopes, and its client's limit (every key of a
+    client shares it and one counter)."""
 
     client_id: str
     scopes: frozenset[str]
@@ -61,39 +65,61 @@ def extract_key(headers: Mapping[str, str], query: Mapping[str, str]) -> str | N
 
 
 class ClientCache:
-    """Client records cached in a warm container; a revocation applies within `ttl` seconds."""
+    """Client records cached in a warm container; a revocation applies within `ttl` seconds.
+
+    Unknown keys are remembered too (a flood of made-up keys costs one read each per
+    `ttl`), but apart and at most MAX_UNKNOWN of them, the oldest forgotten first: junk
+    keys can neither grow the container's memory nor push out the clients that exist.
+    """
 
     def __init__(self, ttl: float, *, clock: Callable[[], float] = time.time) -> None:
         self._ttl = ttl
         self._clock = clock
-        self._entries: dict[str, tuple[float, Client | None]] = {}
+        self._entries: dict[str, tuple[float, Client]] = {}
+        self._unknown: OrderedDict[str, float] = OrderedDict()
         # When this container last wrote each key's last use (its clock's time).
         self._recorded: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def get(self, key_hash: str) -> Client | None:
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             cached = self._entries.get(key_hash)
+            unknown_since = self._unknown.get(key_hash)
         if cached and now - cached[0] < self._ttl:
             return cached[1]
-        wall = self._clock()
+        if unknown_since is not None and now - unknown_since < self._ttl:
+            return None
         with self._lock:
-            record_use = wall - self._recorded.get(key_hash, -LAST_USE_SECONDS) >= LAST_USE_SECONDS
+            record_use = now - self._recorded.get(key_hash, -LAST_USE_SECONDS) >= LAST_USE_SECONDS
             if record_use:
                 if len(self._recorded) >= MAX_RECORDED:
                     self._recorded.clear()  # a few early writes beat unbounded memory
-                self._recorded[key_hash] = wall
+                self._recorded[key_hash] = now
         # The read is a write once a minute: the last use costs no call of its own.
-        client = _load_and_mark(key_hash, wall) if record_use else _load(key_hash)
+        client = _load_and_mark(key_hash, now) if record_use else _load(key_hash)
         with self._lock:
-            self._entries[key_hash] = (now, client)
+            if client is None:
+                self._entries.pop(key_hash, None)
+                self._unknown[key_hash] = now
+                self._unknown.move_to_end(key_hash)
+                while len(self._unknown) > MAX_UNKNOWN:
+                    self._unknown.popitem(last=False)
+            else:
+                self._unknown.pop(key_hash, None)
+                self._entries[key_hash] = (now, client)
         return client
+
+    def __len__(self) -> int:
+        """How many keys, known or unknown, the cache holds."""
+        with self._lock:
+            return len(self._entries) + len(self._unknown)
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
             self._recorded.clear()
+            self._unknown.clear()
 
 
 def authenticate(key: str | None, scope: str, cache: ClientCache) -> Client:
@@ -137,12 +163,54 @@ def _load_and_mark(key_hash: str, now: float) -> Client | None:
 def _client_of(record: ApiClient) -> Client | None:
     if record.disabled:
         return None
+    # The client's limit, copied onto each of its keys: authenticating stays one read.
     return Client(
         client_id=record.client_id,
         scopes=frozenset(record.scopes),
         hourly_limit=int(record.hourly_limit),
         valid_until=None if record.valid_until is None else float(record.valid_until),
     )
+
+
+def client_limit(client_id: str) -> int | None:
+    """The hourly limit every key of `client_id` shares; None for a client with no account."""
+    try:
+        account = ClientAccount.get(ClientAccount.key_for(client_id), ClientAccount.SORT)
+    except ClientAccount.DoesNotExist:
+        return None
+    return int(account.hourly_limit)
+
+
+def client_limits() -> dict[str, int]:
+    """Every client's hourly limit, by client id, for operators."""
+    accounts = ClientAccount.scan(ClientAccount.sk == ClientAccount.SORT)
+    return {account.client_id: int(account.hourly_limit) for account in accounts}
+
+
+def set_client_limit(client_id: str, hourly_limit: int) -> int | None:
+    """Give `client_id` (and so all of its keys) `hourly_limit`; the limit it had, if any.
+
+    The account holds it; each key carries a copy, so that authentication reads one item.
+    """
+    if not CLIENT_ID.fullmatch(client_id):
+        raise ValueError("a client id is a lower-case name: letters, digits, - and _")
+    previous = client_limit(client_id)
+    now = int(time.time())
+    ClientAccount(ClientAccount.key_for(client_id), ClientAccount.SORT).update(
+        actions=[
+            ClientAccount.client_id.set(client_id),
+            ClientAccount.hourly_limit.set(hourly_limit),
+            # Kept from the account's first write.
+            ClientAccount.created_at.set(ClientAccount.created_at | now),
+            ClientAccount.updated_at.set(now),
+        ]
+    )
+    # Only a changed limit has copies to bring in line (a scan: an operator's command).
+    if previous is not None and previous != hourly_limit:
+        for record in _keys_of(client_id):
+            if int(record.hourly_limit) != hourly_limit:
+                record.update(actions=[ApiClient.hourly_limit.set(hourly_limit)])
+    return previous
 
 
 def new_key() -> str:
@@ -161,6 +229,7 @@ def create_key(
     """Store a new key for `client_id` and return it in clear, the only time it exists so.
 
     `valid_until` (epoch seconds): when the key stops working; None, never.
+    `hourly_limit` is the client's: it becomes the limit of every key of the client.
     """
     if not CLIENT_ID.fullmatch(client_id):
         raise ValueError("a client id is a lower-case name: letters, digits, - and _")
@@ -168,6 +237,7 @@ def create_key(
     if unknown:
         raise ValueError(f"unknown scopes: {sorted(unknown)}")
     key = key or new_key()
+    set_client_limit(client_id, hourly_limit)
     ApiClient(
         ApiClient.key_for(hash_key(key)),
         ApiClient.SORT,
@@ -241,7 +311,13 @@ def revoke(*, client_id: str | None = None, key: str | None = None) -> int:
         except ApiClient.DoesNotExist:
             targets = []
     else:
-        targets = [r for r in list_keys() if r.client_id == client_id]
+        targets = _keys_of(client_id or "")
     for record in targets:
         record.update(actions=[ApiClient.disabled.set(True)])
     return len(targets)
+
+
+def _keys_of(client_id: str) -> list[ApiClient]:
+    """Every key record of one client (a scan: an operator's command, never a request's)."""
+    condition = (ApiClient.sk == ApiClient.SORT) & (ApiClient.client_id == client_id)
+    return list(ApiClient.scan(condition))

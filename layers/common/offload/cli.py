@@ -147,7 +147,10 @@ def _plugins(args: argparse.Namespace) -> Plugins:
 
 def _keys_create(args: argparse.Namespace, settings: Settings | None) -> int:
     assert settings is not None  # bound for every command but `feeds`
-    limit = settings.default_hourly_limit if args.hourly_limit is None else args.hourly_limit
+    # The limit is the client's, shared by all of its keys: naming another one for a new
+    # key changes it for the client (and says so); naming none keeps the client's.
+    previous = auth.client_limit(args.client) if auth.CLIENT_ID.fullmatch(args.client) else None
+    limit = args.hourly_limit or previous or settings.default_hourly_limit
     valid_until = time.time() + args.expires if args.expires else None
     try:
         key = auth.create_key(
@@ -157,9 +160,15 @@ def _keys_create(args: argparse.Namespace, settings: Settings | None) -> int:
         raise UsageError(str(exc)) from exc
     print(f"client:       {args.client}")
     print(f"scope:        {args.scope}")
-    print(f"hourly limit: {limit}")
+    print(f"hourly limit: {limit} (the client's, shared by all of its keys)")
     print(f"expires:      {_when(valid_until) if valid_until else 'never'}")
     print(f"key:          {key}")
+    if previous is not None and previous != limit:
+        print(
+            f"{args.client}'s hourly limit changed from {previous} to {limit}, "
+            "for every key of the client",
+            file=sys.stderr,
+        )
     print("The key is shown only now; Offload stores its SHA-256 hash.", file=sys.stderr)
     return 0
 
@@ -189,6 +198,8 @@ def _when(epoch: float | None) -> str:
 
 def _keys_list(args: argparse.Namespace, settings: Settings | None) -> int:
     now = time.time()
+    # LIMIT/H is the client's, the same on each of its keys' lines.
+    limits = auth.client_limits()
     print(
         f"{'CLIENT':<20} {'KEY SHA-256':<14} {'SCOPES':<14} {'LIMIT/H':>10}  {'STATE':<8} "
         f"{'CREATED':<16}  {'EXPIRES':<16}  LAST USE"
@@ -202,9 +213,10 @@ def _keys_list(args: argparse.Namespace, settings: Settings | None) -> int:
         else:
             state = "active"
         scopes = ",".join(sorted(record.scopes))
+        limit = limits.get(record.client_id, int(record.hourly_limit))
         print(
             f"{record.client_id:<20} {key_hash[:12] + '…':<14} {scopes:<14} "
-            f"{int(record.hourly_limit):>10}  {state:<8} {_when(record.created_at):<16}  "
+            f"{limit:>10}  {state:<8} {_when(record.created_at):<16}  "
             f"{_when(record.valid_until):<16}  {_when(record.last_used_at)}"
         )
     return 0
@@ -307,7 +319,8 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument(
         "--hourly-limit",
         type=whole_number(1, MAX_HOURLY_LIMIT),
-        help=f"requests per hour, 1 to {MAX_HOURLY_LIMIT:,} (default: ${DEFAULT_HOURLY_LIMIT}, "
+        help=f"requests per hour for the client, 1 to {MAX_HOURLY_LIMIT:,}, shared by all of "
+        f"its keys (default: the client's current limit; for a new client ${DEFAULT_HOURLY_LIMIT}, "
         f"else {default_of('default_hourly_limit')})",
     )
     create.add_argument("--scope", choices=sorted(auth.SCOPES), default=auth.SCOPE_FEEDS)

@@ -18,6 +18,7 @@ CLIENT_CACHE_SECONDS = "CLIENT_CACHE_SECONDS"
 LOCK_LEASE_SECONDS = "LOCK_LEASE_SECONDS"
 LOCK_WAIT_SECONDS = "LOCK_WAIT_SECONDS"
 LOCK_POLL_SECONDS = "LOCK_POLL_SECONDS"
+FAILED_GENERATION_SECONDS = "FAILED_GENERATION_SECONDS"
 INLINE_LIMIT_BYTES = "INLINE_LIMIT_BYTES"
 RETRY_AFTER_SECONDS = "RETRY_AFTER_SECONDS"
 AWS_TIMEOUT_SECONDS = "AWS_TIMEOUT_SECONDS"
@@ -100,9 +101,15 @@ class Settings:
     # What `offload keys create` gives a key when no --hourly-limit is named.
     default_hourly_limit: int = setting(DEFAULT_HOURLY_LIMIT, 1000, POSITIVE)
     client_cache_seconds: float = setting(CLIENT_CACHE_SECONDS, 30.0, NOT_NEGATIVE)
-    lock_lease_seconds: float = setting(LOCK_LEASE_SECONDS, 60.0, POSITIVE)
-    lock_wait_seconds: float = setting(LOCK_WAIT_SECONDS, 10.0, NOT_NEGATIVE)
+    # A rebuild lock's lease. Its owner renews it every third of it while it works, so a
+    # lock whose owner is gone is free within this time, and a live one is never lost.
+    lock_lease_seconds: float = setting(LOCK_LEASE_SECONDS, 6.0, POSITIVE)
+    # A waiter answers within API Gateway's 30 s: at most this wait, then its own generation.
+    lock_wait_seconds: float = setting(LOCK_WAIT_SECONDS, 10.0, at_least(0, 25))
     lock_poll_seconds: float = setting(LOCK_POLL_SECONDS, 0.1, POSITIVE)
+    # How long requests report a failed background generation before the next one starts
+    # it again (a dependency failure is reported for RETRY_AFTER_SECONDS instead).
+    failed_generation_seconds: float = setting(FAILED_GENERATION_SECONDS, 60.0, POSITIVE)
     inline_limit_bytes: int = setting(
         INLINE_LIMIT_BYTES, 5 * 1024 * 1024, at_least(1, LAMBDA_RESPONSE_LIMIT)
     )
@@ -161,10 +168,6 @@ class Settings:
             if check is not None and value is not None and not check.holds(value):
                 raise ConfigurationError(f"{declared.metadata['variable']} {check.says}")
         app_modules(self.app)  # a malformed name fails here, before anything imports it
-        if self.lock_wait_seconds >= self.lock_lease_seconds:
-            raise ConfigurationError(
-                f"{LOCK_WAIT_SECONDS} must be shorter than {LOCK_LEASE_SECONDS}"
-            )
         cloudfront = (
             self.cloudfront_key_id,
             self.cloudfront_private_key_parameter,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Any
 
 from pynamodb.exceptions import DeleteError, UpdateError
@@ -12,10 +15,14 @@ from pynamodb.expressions.update import Action
 
 from offload.feeds.generation import Generation
 from offload.models import RebuildLock, condition_failed, put_unless
+from offload.observability import logger
 
 # DynamoDB's TTL sweeps expired leases some time after they run out; the condition,
 # not the sweep, decides who may take a lock.
 TTL_GRACE_SECONDS = 3600
+# An owner renews its lease this many times per lease: two renewals may fail (a DynamoDB
+# blip) before the lease runs out under a live owner.
+BEATS_PER_LEASE = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +50,7 @@ def free() -> Condition:
 
 def ran_out(now: float) -> Condition:
     """The holder's lease is over: it crashed, or its upload was never recorded."""
-    return RebuildLock.lease_until < now
+    return RebuildLock.lease_until <= now
 
 
 def superseded(before: float) -> Condition:
@@ -98,8 +105,8 @@ def release(generation: Generation) -> bool:
 def renew(generation: Generation, *, until: float) -> bool:
     """Extend `generation`'s lease to `until` if it still holds the lock and has not failed.
 
-    A background generation starts some time after its lock was taken (Lambda queues
-    asynchronous events), so it renews the lease for its whole run before it begins.
+    Its owner's `Heartbeat` calls it while it works. A lock marked failed is not renewed:
+    a job Lambda delivers again must not run a failed generation once more.
     """
     expires = datetime.fromtimestamp(until + TTL_GRACE_SECONDS, tz=UTC)
     return _update_held(
@@ -139,3 +146,64 @@ def _update_held(
 def _lease(cache_id: str, lock: RebuildLock) -> Lease:
     generation = Generation(id=lock.owner, cache_id=cache_id, object_key=lock.object_key)
     return Lease(generation=generation, lease_until=float(lock.lease_until), failure=lock.failure)
+
+
+class Heartbeat:
+    """Renews a held lease while its owner works, every `lease_seconds / BEATS_PER_LEASE`.
+
+    The lease is short, so a lock whose owner is gone (crashed, or cut off from DynamoDB
+    when it would release) is free within seconds; a live owner keeps it however long it
+    works. Renewal stops when the block ends, or once the lock is no longer the owner's.
+
+        with Heartbeat(generation, lease_seconds=6, clock=time.time):
+            generate_and_upload()
+    """
+
+    def __init__(
+        self,
+        generation: Generation,
+        *,
+        lease_seconds: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self._generation = generation
+        self._lease_seconds = lease_seconds
+        self._clock = clock
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def interval(self) -> float:
+        return self._lease_seconds / BEATS_PER_LEASE
+
+    def beat(self) -> bool:
+        """Renew once; False when the lock is no longer held (stop renewing), True otherwise.
+
+        A renewal that fails keeps the heartbeat going: the next one may get through
+        before the lease runs out.
+        """
+        try:
+            return renew(self._generation, until=self._clock() + self._lease_seconds)
+        except Exception:
+            logger.warning("could not renew the rebuild lock", exc_info=True)
+            return True
+
+    def __enter__(self) -> Heartbeat:
+        self._thread = threading.Thread(target=self._run, name="offload-heartbeat", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._stopped.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self.interval):
+            if not self.beat():
+                return

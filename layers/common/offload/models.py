@@ -50,6 +50,8 @@ class ApiClient(TableModel):
     client_id = UnicodeAttribute()
     key_prefix = UnicodeAttribute()
     scopes = UnicodeSetAttribute()
+    # The client's limit (ClientAccount holds it), copied here so that authenticating a
+    # request reads one item; `auth.set_client_limit` keeps the copies in line.
     hourly_limit = NumberAttribute()
     disabled = BooleanAttribute(default=False)
     created_at = NumberAttribute()
@@ -62,6 +64,25 @@ class ApiClient(TableModel):
     @staticmethod
     def key_for(key_hash: str) -> str:
         return f"KEY#{key_hash}"
+
+
+class ClientAccount(TableModel):
+    """A client: what all of its keys share. Its hourly limit is counted on one counter per
+    window (RateCounter), whichever key a request carries."""
+
+    class Meta(TableModel.Meta):
+        pass
+
+    SORT = "ACCOUNT"
+
+    client_id = UnicodeAttribute()
+    hourly_limit = NumberAttribute()
+    created_at = NumberAttribute()
+    updated_at = NumberAttribute()
+
+    @staticmethod
+    def key_for(client_id: str) -> str:
+        return f"ACCOUNT#{client_id}"
 
 
 class CacheEntry(TableModel):
@@ -184,6 +205,7 @@ class RateCounter(TableModel):
 
 ALL_MODELS: tuple[type[TableModel], ...] = (
     ApiClient,
+    ClientAccount,
     CacheEntry,
     Invalidation,
     RebuildLock,

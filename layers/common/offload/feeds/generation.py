@@ -85,8 +85,7 @@ class Generation:
         match = OBJECT_KEY.fullmatch(self.object_key)
         if match is None:
             raise ValueError(f"not a generated object: {self.object_key!r}")
-        day = datetime.fromtimestamp(self.started_at, tz=UTC).date().isoformat()
-        return f"{match['feed']}-{day}.{match['format']}"
+        return download_name(match["feed"], match["format"], self.started_at)
 
     @property
     def started_at(self) -> float:
@@ -95,3 +94,9 @@ class Generation:
         if match is None:
             raise ValueError(f"not a generation id: {self.id!r}")
         return int(match["started_us"]) / 1_000_000
+
+
+def download_name(feed: str, format: str, generated_at: float) -> str:
+    """`<feed>-<day generated>.<format>`: one name for a file however it is delivered."""
+    day = datetime.fromtimestamp(generated_at, tz=UTC).date().isoformat()
+    return f"{feed}-{day}.{format}"

@@ -8,9 +8,11 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from aws_lambda_powertools.metrics import MetricUnit
+from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.exceptions import PynamoDBException
 
 from offload import storage
-from offload.errors import GenerationFailed, GenerationTimedOut, OffloadError
+from offload.errors import DependencyUnavailable, GenerationFailed, GenerationTimedOut, OffloadError
 from offload.feeds.base import Generated, GenerationRequest, Generator, Unchanged, Validators
 from offload.feeds.cachekey import FeedRequest
 from offload.observability import logger, metrics
@@ -18,7 +20,8 @@ from offload.observability import logger, metrics
 
 def generate(request: FeedRequest, previous: Validators | None = None) -> Generated | Unchanged:
     """The whole file for `request`, or Unchanged when the source says the file `previous`
-    describes is still right; GenerationTimedOut or GenerationFailed otherwise."""
+    describes is still right; otherwise GenerationTimedOut, DependencyUnavailable when the
+    AWS service it reads from failed (worth retrying), or GenerationFailed."""
     feed = request.feed
     started = time.perf_counter()
     job = GenerationRequest(
@@ -38,6 +41,12 @@ def generate(request: FeedRequest, previous: Validators | None = None) -> Genera
     except OffloadError:
         _failed()
         raise
+    except (BotoCoreError, ClientError, PynamoDBException) as exc:
+        # An outage or a throttle of what the generator reads, not a fault of the feed's.
+        logger.warning("generator's AWS dependency failed", extra={"feed": feed.name})
+        raise DependencyUnavailable(
+            f"feed {feed.name!r} could not read its data; retry shortly"
+        ) from exc
     except Exception as exc:
         _failed()
         logger.exception("generator failed", extra={"feed": feed.name})

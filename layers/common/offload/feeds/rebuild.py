@@ -13,6 +13,7 @@ from offload.feeds.background import BackgroundJob, Launch, failure_of
 from offload.feeds.base import Generated, Unchanged, lease_seconds
 from offload.feeds.cachekey import FeedRequest
 from offload.feeds.decision import Hit, Rebuild, decide
+from offload.feeds.delivery import sent_as_text
 from offload.feeds.generation import Generation
 from offload.feeds.generator import generate, generate_file, source_metadata
 from offload.feeds.outcome import Outcome, Served
@@ -35,13 +36,16 @@ class Rebuilder:
         exists: Callable[[str], bool],
         clock: Callable[[], float],
         launch: Launch,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """`clock` tells the time leases and waits are measured in, `sleep` waits in it."""
         self._runtime = runtime
         self._bucket = bucket
         self._settings = runtime.settings
         self._exists = exists
         self._clock = clock
         self._launch = launch
+        self._sleep = sleep
 
     def rebuild(
         self,
@@ -58,37 +62,82 @@ class Rebuilder:
         """
         now = self._clock()
         generation = Generation.start(request, now)
-        lease = now + lease_seconds(request.feed, self._settings)
-        taken = locks.acquire(
-            self._runtime.dynamodb,
-            locks.Lease(generation, lease_until=lease),
-            now=now,
-            superseded_before=coverage.latest,
-        )
+        taken = self._acquire(request, generation, coverage, now)
         if taken.acquired:
-            recorded = self._recorded_since(request, coverage, plan.seen)
-            if recorded is not None:
-                locks.release(generation)
-                metrics.add_metric(name="Hits", unit=MetricUnit.Count, value=1)
-                return Served(Outcome.HIT, recorded)
-            if request.feed.in_background:
-                return self._start_in_background(BackgroundJob(request, generation), plan.stale)
-            return self._generate_as_owner(request, generation, plan, inline)
+            return self._as_owner(request, generation, coverage, plan, inline)
         if request.feed.in_background:
             return self._await_background(taken.lease, plan.stale)
         if plan.stale:
             metrics.add_metric(name="Stale", unit=MetricUnit.Count, value=1)
             return Served(Outcome.STALE, plan.stale)
-        holder = taken.lease.generation if taken.lease is not None else None
-        if holder is not None and self._wait_for(holder.object_key, request):
-            return Served(Outcome.COLLAPSED, holder.object_key)
+        metrics.add_metric(name="LockWaits", unit=MetricUnit.Count, value=1)
+        deadline = now + min(
+            self._settings.lock_wait_seconds, request.feed.generation_timeout_seconds
+        )
+        holder = taken.lease
+        while holder is not None:
+            if self._wait_for(holder, deadline):
+                return Served(Outcome.COLLAPSED, holder.generation.object_key)
+            if self._clock() < holder.lease_until:  # our wait ran out, not the lease
+                break
+            # The holder's lease ran out: its owner is gone, since a live one renews it.
+            # One waiter takes the lock over and generates; the others wait for that one.
+            now = self._clock()
+            generation = Generation.start(request, now)
+            taken = self._acquire(request, generation, coverage, now)
+            if taken.acquired:
+                logger.info("took over a lock whose owner is gone")
+                return self._as_owner(request, generation, coverage, plan, inline)
+            holder = taken.lease
         # The owner is slow: answer from a private generation rather than not at all.
         logger.info("lock wait ran out; generating without the lock")
         generated = generate_file(request)
-        if inline and len(generated.data) <= self._settings.inline_limit_bytes:
+        if self._fits_inline(request, generated.data, inline):
             metrics.add_metric(name="Misses", unit=MetricUnit.Count, value=1)
             return Served(Outcome.PRIVATE, body=generated.data)
         return self._store(request, generation, generated, inline)
+
+    def _fits_inline(self, request: FeedRequest, data: bytes, inline: bool) -> bool:
+        """Whether the file may be the answer's body: asked for, small, and text (anything
+        else goes out base64-encoded, a third larger: it is stored and redirected to)."""
+        return (
+            inline
+            and sent_as_text(request.content_type)
+            and len(data) <= self._settings.inline_limit_bytes
+        )
+
+    def _acquire(
+        self,
+        request: FeedRequest,
+        generation: Generation,
+        coverage: freshness.Coverage,
+        now: float,
+    ) -> locks.Acquisition:
+        """Take the lock for `generation`, or learn who holds it."""
+        lease = now + lease_seconds(request.feed, self._settings)
+        return locks.acquire(
+            self._runtime.dynamodb,
+            locks.Lease(generation, lease_until=lease),
+            now=now,
+            superseded_before=coverage.latest,
+        )
+
+    def _as_owner(
+        self,
+        request: FeedRequest,
+        generation: Generation,
+        coverage: freshness.Coverage,
+        plan: Rebuild,
+        inline: bool,
+    ) -> Served:
+        recorded = self._recorded_since(request, coverage, plan.seen)
+        if recorded is not None:
+            locks.release(generation)
+            metrics.add_metric(name="Hits", unit=MetricUnit.Count, value=1)
+            return Served(Outcome.HIT, recorded)
+        if request.feed.in_background:
+            return self._start_in_background(BackgroundJob(request, generation), plan.stale)
+        return self._generate_as_owner(request, generation, plan, inline)
 
     def _recorded_since(
         self, request: FeedRequest, coverage: freshness.Coverage, seen: str | None
@@ -148,12 +197,16 @@ class Rebuilder:
         self, request: FeedRequest, generation: Generation, plan: Rebuild, inline: bool
     ) -> Served:
         stale = plan.stale
+        heartbeat = locks.Heartbeat(
+            generation, lease_seconds=self._settings.lock_lease_seconds, clock=self._clock
+        )
         try:
-            result = generate(request, plan.previous)
-            if isinstance(result, Unchanged) and stale is not None:
-                return self._renew(request, generation, stale)
-            assert isinstance(result, Generated), "unchanged only with a stale file to renew"
-            return self._store(request, generation, result, inline)
+            with heartbeat:
+                result = generate(request, plan.previous)
+                if isinstance(result, Unchanged) and stale is not None:
+                    return self._renew(request, generation, stale)
+                assert isinstance(result, Generated), "unchanged only with a stale file to renew"
+                return self._store(request, generation, result, inline)
         except Exception:
             # The recorder releases the lock once the upload lands; on failure, we do.
             self._release(generation)
@@ -185,29 +238,22 @@ class Rebuilder:
             metadata=source_metadata(generated),
         )
         metrics.add_metric(name="Misses", unit=MetricUnit.Count, value=1)
-        small = inline and len(data) <= self._settings.inline_limit_bytes
+        body = data if self._fits_inline(request, data, inline) else None
         return Served(
-            Outcome.STORED,
-            generation.object_key,
-            body=data if small else None,
-            size=len(data),
-            integrity=integrity,
+            Outcome.STORED, generation.object_key, body=body, size=len(data), integrity=integrity
         )
 
-    def _wait_for(self, object_key: str, request: FeedRequest) -> bool:
-        """Poll for the lock owner's upload for a bounded time."""
-        metrics.add_metric(name="LockWaits", unit=MetricUnit.Count, value=1)
-        deadline = time.monotonic() + min(
-            self._settings.lock_wait_seconds, request.feed.generation_timeout_seconds
-        )
+    def _wait_for(self, holder: locks.Lease, deadline: float) -> bool:
+        """Poll for the holder's upload until it lands (True), or until the holder's lease
+        or our wait runs out (False)."""
         delay = self._settings.lock_poll_seconds
         while True:
-            if self._exists(object_key):
+            if self._exists(holder.generation.object_key):
                 return True
-            remaining = deadline - time.monotonic()
+            remaining = min(deadline, holder.lease_until) - self._clock()
             if remaining <= 0:
                 return False
             # Backing off keeps a herd of waiters from HEADing the key hundreds of times a
             # second; jitter keeps them from doing it in step.
-            time.sleep(min(remaining, delay * random.uniform(0.5, 1.0)))
+            self._sleep(min(remaining, delay * random.uniform(0.5, 1.0)))
             delay = min(delay * POLL_BACKOFF, MAX_POLL_SECONDS)

@@ -21,7 +21,7 @@ from offload.feeds.base import check_timing
 from offload.feeds.cachekey import FeedRequest, parse_feed_request
 from offload.feeds.decision import Hit, decide
 from offload.feeds.delivery import Delivery
-from offload.feeds.generation import Generation
+from offload.feeds.generation import Generation, download_name
 from offload.feeds.outcome import Outcome, Served
 from offload.feeds.rebuild import Rebuilder
 from offload.feeds.registry import REGISTRY, FeedRegistry
@@ -75,6 +75,8 @@ class FeedAnswer:
         return {kind: 1, usage.Field.BYTES: size}
     # `Repr-Digest` (RFC 9530) of exactly what `location` or the link's URL returns.
     digest: str | None = None
+    # What a client saves an inline body as (a redirect's URL says it for the file).
+    disposition: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +115,11 @@ class FeedService:
         *,
         registry: FeedRegistry = REGISTRY,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
         launch: Launch | None = None,
     ) -> None:
-        """`launch` starts background generations (default: the generator function)."""
+        """`launch` starts background generations (default: the generator function);
+        `clock` and `sleep` are the time a request waits in (a test's own, or the wall's)."""
         check_timing(registry, runtime.settings)
         if runtime.settings.bucket_name is None:
             raise ConfigurationError(f"{BUCKET_NAME} is not set: feeds are stored in a bucket")
@@ -128,6 +132,7 @@ class FeedService:
             self._bucket,
             exists=self._exists,
             clock=clock,
+            sleep=sleep,
             launch=launch or LambdaLauncher(runtime.settings),
         )
         # The last object seen per cache key, HEADed speculatively in the first round so
@@ -229,10 +234,15 @@ class FeedService:
         if served.outcome is Outcome.PENDING:
             return replace(answer, retry_after=self._runtime.settings.retry_after_seconds)
         generation = Generation.of_object(served.object_key) if served.object_key else None
-        if generation is None:  # a private copy, never stored: nothing to name or link to
-            return replace(answer, body=served.body or b"")
-        if served.body is not None:  # inline, as generated
-            return replace(answer, body=served.body, etag=generation.etag)
+        if generation is None:  # a private copy, never stored: no tag, nothing to link to
+            name = download_name(request.feed.name, request.format, self._clock())
+            disposition = Download(name, request.content_type).disposition
+            return replace(answer, body=served.body or b"", disposition=disposition)
+        if served.body is not None:  # inline, as generated, saved as its redirect would be
+            disposition = Download.of(generation, request.content_type).disposition
+            return replace(
+                answer, body=served.body, etag=generation.etag, disposition=disposition
+            )
         # The gzip copy is another representation: its own key and its own tag.
         key, etag = (
             (generation.gzip_key, generation.gzip_etag)
@@ -240,10 +250,10 @@ class FeedService:
             else (generation.object_key, generation.etag)
         )
         answer = replace(answer, etag=etag)
+        # Whatever sent us here (a hit, a stale file, another's upload), the answer is this
+        # stored file: a client holding it needs nothing more.
         held = (generation.etag, generation.gzip_etag)
-        if served.outcome in (Outcome.HIT, Outcome.REVALIDATED) and any(
-            matches_any(delivery.if_none_match, tag) for tag in held
-        ):
+        if any(matches_any(delivery.if_none_match, tag) for tag in held):
             return replace(answer, not_modified=True)
         copy = self._copy(generation, served, gzip=delivery.gzip)
         if copy is not None:
