@@ -285,11 +285,11 @@ def test_an_upload_that_fails_briefly_is_retried_with_the_same_bytes(
     uploads: list[bytes] = []
     real_upload = storage.upload
 
-    def upload(s3, bucket, generation, data, *, content_type):
+    def upload(s3, bucket, generation, data, **options):
         uploads.append(data)
         if len(uploads) <= 2:
             raise DependencyUnavailable("S3 is unreachable")
-        real_upload(s3, bucket, generation, data, content_type=content_type)
+        return real_upload(s3, bucket, generation, data, **options)
 
     monkeypatch.setattr(storage, "upload", upload)
     clock = FakeClock()

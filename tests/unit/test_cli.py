@@ -50,7 +50,7 @@ def test_keys_create_refuses_a_limit_that_is_not_a_bounded_whole_number(aws, cap
 @pytest.mark.parametrize("limit", [1, MAX_HOURLY_LIMIT])
 def test_keys_create_stores_the_limit_it_was_given(aws, capsys, limit):
     assert main(["keys", "create", "--client", "acme", "--hourly-limit", str(limit)]) == 0
-    assert f"hourly limit: {limit}\n" in capsys.readouterr().out
+    assert f"hourly limit: {limit} (the client's" in capsys.readouterr().out
     (record,) = auth.list_keys()
     assert record.hourly_limit == limit and isinstance(record.hourly_limit, int)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 from http import HTTPStatus
@@ -14,7 +16,7 @@ from offload.feeds.background import BackgroundJob, LambdaLauncher
 from offload.feeds.events import DETAIL_TYPE, SOURCE
 from offload.models import RebuildLock
 from offload_local.template import ROOT, load
-from tests.support import reset_container_state, stored_generations
+from tests.support import BUCKET_NAME, reset_container_state, stored_generations
 from tests.support.feeds import Probe, probe_feed
 
 SLOW = "/feeds/slow.json"
@@ -73,6 +75,7 @@ def test_a_stored_generation_is_announced(call_feed, make_key, slow, launched, r
     assert (event["source"], event["detail-type"]) == (SOURCE, DETAIL_TYPE)
     detail = event["detail"]
     [stored] = stored_generations("slow")
+    body = boto3.client("s3").get_object(Bucket=BUCKET_NAME, Key=stored)["Body"].read()
     assert detail == {
         "feed": "slow",
         "format": "json",
@@ -81,7 +84,9 @@ def test_a_stored_generation_is_announced(call_feed, make_key, slow, launched, r
         "outcome": "stored",
         "duration_ms": detail["duration_ms"],
         "object_key": stored,
-        "size": len(json.dumps({"feed": "slow", "generation": 1})),
+        "size": len(body),
+        # RFC 9530's form of the SHA-256 of exactly the stored bytes
+        "digest": f"sha-256=:{base64.b64encode(hashlib.sha256(body).digest()).decode()}:",
     }
     assert detail["duration_ms"] >= 0
 

@@ -41,8 +41,9 @@ def test_the_template_names_the_demo_which_registers_its_feeds_and_collections()
         Plugins(),
     )
 
-    assert {feed.name for feed in plugins.feeds} == {"catalog", "catalog-export"}
+    assert {feed.name for feed in plugins.feeds} == {"catalog", "catalog-export", "price-list"}
     assert plugins.collections.resolve("users/42/matches").path == "users/42/matches"
+    assert plugins.collections.resolve("repos/offload/releases").path == "repos/offload/releases"
     assert plugins.modules == ["offload_demo"]
 
 
