@@ -207,8 +207,8 @@ def whole_list_store(base_class: type) -> type:
     """The store as of c34d663, as far as recording goes: each version holds the whole list."""
     from pynamodb.transactions import TransactWrite
 
-    from offload.collections.base import next_version
-    from offload.collections.models import (
+    from offload.collections.plugin import next_version
+    from offload.collections.table import (
         MEMBER_PREFIX,
         CollectionMember,
         CollectionPointer,

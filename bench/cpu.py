@@ -429,11 +429,11 @@ def set_up(stack: Any, function: Any, feed: Any) -> Setup:
     from pynamodb.signals import pre_dynamodb_send
 
     from offload import auth
-    from offload.feeds.generation import OBJECT_PREFIX, Generation
-    from offload.models import Invalidation
+    from offload.files import OBJECT_PREFIX, Generation
+    from offload.invalidation_scopes import Scope
     from offload.recorder import record_created
     from offload.runtime import POOL_WORKERS, get_runtime
-    from offload.scopes import Scope
+    from offload.table import Invalidation
     from offload_local.lambdas import LocalContext, load_handler
     from offload_local.resources import create_resources
 
@@ -514,7 +514,7 @@ def same_calls(setup: Setup) -> dict[Key, tuple[Any, Any]]:
     """What each handler asked per call, Offload's and the bare one's, made comparable:
     PynamoDB's `ReturnConsumedCapacity` dropped, invalidation keys named by scope (each
     request reads a random shard). Raises if the two differ."""
-    from offload.models import Invalidation
+    from offload.table import Invalidation
 
     probe = Tape()
     probe.watch(setup.bare.dynamodb, setup.bare.s3)

@@ -77,10 +77,10 @@ def main() -> None:
 
     from offload import auth
     from offload.feeds import REGISTRY
-    from offload.feeds.base import Feed, GenerationRequest
-    from offload.feeds.generation import Generation
     from offload.feeds.outcome import Outcome
+    from offload.feeds.plugin import Feed, GenerationRequest
     from offload.feeds.service import FeedAnswer, FeedService
+    from offload.files import Generation
     from offload.observability import metrics
     from offload.plugins import load_plugins
     from offload.recorder import record_created

@@ -16,8 +16,8 @@ import statistics
 import time
 
 from offload.config import Settings
-from offload.feeds.base import GenerationRequest
 from offload.feeds.origin import Origin, OriginClient
+from offload.feeds.plugin import GenerationRequest
 from offload_local.origin import Answer, OriginHandler, OriginServer
 
 

@@ -11,8 +11,8 @@ import json
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from offload.collections.models import Entity
 from offload.collections.service import CollectionService
+from offload.collections.table import Entity
 from offload.runtime import get_runtime
 from offload_demo.matches import MATCHES
 

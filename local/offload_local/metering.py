@@ -663,7 +663,7 @@ class FeedBench:
 
     def record_uploads(self) -> None:
         """Deliver the S3 events of objects not recorded yet, as S3 would."""
-        from offload.feeds.generation import OBJECT_PREFIX
+        from offload.files import OBJECT_PREFIX
 
         listed = self.runtime.s3.list_objects_v2(Bucket=self.bucket, Prefix=f"{OBJECT_PREFIX}/")
         for item in listed.get("Contents", []):
@@ -740,8 +740,8 @@ class FeedBench:
         from offload import locks
         from offload.feeds import REGISTRY
         from offload.feeds.cachekey import parse_feed_request
-        from offload.feeds.generation import Generation
-        from offload.models import CacheEntry
+        from offload.files import Generation
+        from offload.table import CacheEntry
 
         request = parse_feed_request(self.file, f"part={part}", self.client_id, REGISTRY)
         entry = CacheEntry.get(CacheEntry.key_for(request.cache_id), CacheEntry.SORT)

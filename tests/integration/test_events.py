@@ -9,7 +9,7 @@ from urllib.parse import unquote_plus
 import pytest
 
 from offload.config import GENERATOR_FUNCTION_NAME
-from offload.feeds.background import KIND as BACKGROUND_JOB
+from offload.feeds.background_build import KIND as BACKGROUND_JOB
 from offload_local.lambdas import Containers
 from offload_local.template import Function
 from tests.support import EVENTS, STACK

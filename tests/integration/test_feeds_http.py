@@ -12,9 +12,9 @@ import pytest
 
 from offload import auth
 from offload.feeds.cachekey import parse_feed_request
-from offload.feeds.generation import Generation
 from offload.feeds.outcome import Outcome
-from offload.models import CacheEntry
+from offload.files import Generation
+from offload.table import CacheEntry
 from tests.support import BUCKET_NAME, cache_status, plugins, stored_generations
 from tests.support.stack import SIGNED_URL_TTL, wait_for_hit
 

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from offload.feeds.outcome import Outcome
-from offload.models import CacheEntry
+from offload.table import CacheEntry
 from offload_local.origin import TOKEN, Answer, price_list
 from tests.support import BUCKET_NAME, cache_status
 from tests.support.origin import ScriptedOrigin

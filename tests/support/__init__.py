@@ -14,9 +14,9 @@ from aws_lambda_powertools.metrics.provider.cold_start import reset_cold_start_f
 
 from offload import usage
 from offload.config import app_modules, get_settings
-from offload.feeds.generation import OBJECT_PREFIX, Generation
 from offload.feeds.origin import origin_client
 from offload.feeds.outcome import CACHE_STATUS_NAME
+from offload.files import OBJECT_PREFIX, Generation
 from offload.observability import metrics
 from offload.plugins import Plugins, load_plugins
 from offload.runtime import get_runtime

@@ -14,7 +14,7 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from offload.feeds import REGISTRY, Feed, GenerationRequest
-from offload.models import CacheEntry
+from offload.table import CacheEntry
 
 
 @dataclass

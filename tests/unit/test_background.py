@@ -21,7 +21,7 @@ from botocore.exceptions import EndpointConnectionError
 from offload import locks, storage
 from offload.config import get_settings
 from offload.errors import DependencyUnavailable, GenerationFailed, GenerationTimedOut
-from offload.feeds.background import (
+from offload.feeds.background_build import (
     RETRY_ATTEMPTS,
     RETRY_BASE_SECONDS,
     RETRY_MAX_SECONDS,
@@ -31,10 +31,10 @@ from offload.feeds.background import (
     failure_of,
     run,
 )
-from offload.feeds.generation import Generation
 from offload.feeds.outcome import Outcome
+from offload.files import Generation
 from offload.locks import Lease, current
-from offload.models import RebuildLock
+from offload.table import RebuildLock
 from tests.support import cache_status, problem_of, stored_generations
 from tests.support.clock import FakeClock
 from tests.support.feeds import Probe, download, probe_feed

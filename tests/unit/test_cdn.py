@@ -18,7 +18,7 @@ import pytest
 
 from offload.collections import REGISTRY as COLLECTIONS
 from offload.config import Settings
-from offload.feeds.generation import OBJECT_PREFIX
+from offload.files import OBJECT_PREFIX
 from offload_local.template import Stack, load
 from tests.support.clients import require
 from tests.support.paths import CANONICAL, NON_CANONICAL

@@ -16,8 +16,8 @@ from itertools import pairwise
 import pytest
 
 from offload.collections import store as store_module
-from offload.collections.models import CollectionPointer, Page, Snapshot, SnapshotChunk
 from offload.collections.store import CollectionStore, Entry
+from offload.collections.table import CollectionPointer, Page, Snapshot, SnapshotChunk
 from offload.config import get_settings
 from offload_demo.matches import MATCHES
 from tests.support import Api, match, problem_of

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from offload.collections import store as collection_store
-from offload.collections.base import next_version
-from offload.collections.models import CollectionPointer, Page, Snapshot
+from offload.collections.plugin import next_version
 from offload.collections.store import CollectionStore, Entry
+from offload.collections.table import CollectionPointer, Page, Snapshot
 from offload.config import get_settings
 from offload.errors import DependencyUnavailable
 from offload_demo.matches import MATCHES

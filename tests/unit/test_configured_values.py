@@ -22,11 +22,11 @@ from offload.config import (
     get_settings,
 )
 from offload.feeds import REGISTRY
-from offload.feeds.background import BackgroundJob, Finished, LambdaLauncher, run
+from offload.feeds.background_build import BackgroundJob, Finished, LambdaLauncher, run
 from offload.feeds.cachekey import FeedRequest
-from offload.feeds.generation import Generation
+from offload.files import Generation
 from offload.locks import current
-from offload.models import RateCounter
+from offload.table import RateCounter
 from tests.support import STACK, reset_container_state
 from tests.support.clock import FakeClock
 from tests.support.feeds import probe_feed

@@ -7,7 +7,7 @@ import pytest
 from offload.feeds import Feed
 from offload.feeds.decision import Decision, Hit, Rebuild, decide
 from offload.freshness import Coverage
-from offload.models import CacheEntry
+from offload.table import CacheEntry
 
 FEED = Feed(name="probe", formats={"json": "application/json"}, generate=bytes, max_age_seconds=60)
 KEY = "files/probe/c/0123456789abcdef0123456789abcdef/0001800000000000000-aaaaaaaa.json"

@@ -12,8 +12,8 @@ import pytest
 
 from offload import auth, locks
 from offload.feeds.delivery import LINK_MEDIA_TYPE
-from offload.feeds.generation import Generation
 from offload.feeds.outcome import Outcome
+from offload.files import Generation
 from offload_local.gateway import Gateway
 from offload_local.lambdas import Containers
 from offload_local.template import ROOT, Function, Route

@@ -7,8 +7,8 @@ from http import HTTPStatus
 
 import boto3
 
-from offload.feeds.generation import Generation
 from offload.feeds.outcome import Outcome
+from offload.files import Generation
 from offload.storage import upload
 from tests.support import BUCKET_NAME, cache_status
 

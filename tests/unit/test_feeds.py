@@ -13,7 +13,7 @@ import pytest
 from offload.config import get_settings
 from offload.feeds import REGISTRY, Feed
 from offload.feeds.outcome import Outcome
-from offload.models import RebuildLock
+from offload.table import RebuildLock
 from tests.support import BUCKET_NAME, cache_status, problem_of, stored_generations
 from tests.support.feeds import age_entries, download
 

@@ -12,9 +12,9 @@ from typing import Any
 import boto3
 import pytest
 
-from offload.feeds.background import BackgroundJob, LambdaLauncher
+from offload.feeds.background_build import BackgroundJob, LambdaLauncher
 from offload.feeds.events import DETAIL_TYPE, SOURCE
-from offload.models import RebuildLock
+from offload.table import RebuildLock
 from offload_local.template import ROOT, load
 from tests.support import BUCKET_NAME, reset_container_state, stored_generations
 from tests.support.feeds import Probe, probe_feed

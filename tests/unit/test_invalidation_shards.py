@@ -17,9 +17,9 @@ from offload.config import INVALIDATION_SHARDS, TABLE_NAME, ConfigurationError, 
 from offload.feeds.outcome import Outcome
 from offload.freshness import Coverage, State, judge, read_coverage
 from offload.invalidation import FeedInvalidation, invalidate, reshard
-from offload.models import CacheEntry, Invalidation, dynamodb_client
+from offload.invalidation_scopes import Scope
 from offload.runtime import get_runtime
-from offload.scopes import Scope
+from offload.table import CacheEntry, Invalidation, dynamodb_client
 from tests.support import TABLE_NAME as TABLE
 from tests.support import cache_status, reset_container_state
 

@@ -9,7 +9,7 @@ import pytest
 
 from offload import auth
 from offload.cli import main
-from offload.models import ApiClient
+from offload.table import ApiClient
 from tests.support import problem_of
 
 

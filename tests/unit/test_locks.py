@@ -16,9 +16,9 @@ from offload.config import get_settings
 from offload.errors import DependencyUnavailable
 from offload.feeds import REGISTRY, Feed
 from offload.feeds.cachekey import FeedRequest
-from offload.feeds.generation import Generation
 from offload.feeds.outcome import Outcome
 from offload.feeds.service import FeedService
+from offload.files import Generation
 from offload.runtime import Runtime, get_runtime
 from offload_local.lambdas import Containers
 from tests.support import cache_status, feed_event, stored_generations

@@ -13,7 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from offload import auth
-from offload.feeds.background import BackgroundJob, LambdaLauncher
+from offload.feeds.background_build import BackgroundJob, LambdaLauncher
 from offload.observability import logger
 from tests.support import feed_event, s3_event
 from tests.support.feeds import probe_feed

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pynamodb.attributes import UnicodeAttribute
 
-from offload.models import ALL_MODELS, TableModel, register_model
+from offload.table import ALL_MODELS, TableModel, register_model
 from tests.support import TABLE_NAME
 
 

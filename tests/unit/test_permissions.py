@@ -19,10 +19,10 @@ import pytest
 from offload import storage
 from offload.config import ORIGIN_CREDENTIAL_PARAMETER
 from offload.feeds import Feed
-from offload.feeds.background import BackgroundJob, LambdaLauncher
+from offload.feeds.background_build import BackgroundJob, LambdaLauncher
 from offload.feeds.cachekey import FeedRequest
-from offload.feeds.generation import Generation
-from offload.models import CacheEntry
+from offload.files import Generation
+from offload.table import CacheEntry
 from offload_local.template import Stack
 from offload_local.translate import translated
 from tests.support import (

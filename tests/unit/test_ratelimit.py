@@ -11,7 +11,7 @@ import pytest
 
 from offload import auth, ratelimit
 from offload.errors import RateLimited
-from offload.models import RateCounter, dynamodb_client
+from offload.table import RateCounter, dynamodb_client
 from tests.support import problem_of
 
 

@@ -8,10 +8,10 @@ import pytest
 from offload import locks
 from offload.feeds import Feed
 from offload.feeds.cachekey import FeedRequest
-from offload.feeds.generation import Generation
-from offload.models import CacheEntry
+from offload.files import Generation
 from offload.recorder import record_created
 from offload.storage import upload
+from offload.table import CacheEntry
 from tests.support import BUCKET_NAME, s3_event
 
 FEED = Feed(name="probe", formats={"json": "application/json"}, generate=bytes)

@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 import botocore.session
 
 from offload.config import get_settings
-from offload.models import ALL_MODELS, CacheEntry
 from offload.runtime import build_runtime
+from offload.table import ALL_MODELS, CacheEntry
 
 
 def test_clients_are_made_on_first_use_once_and_shared(aws, monkeypatch):

@@ -8,8 +8,8 @@ from http import HTTPStatus
 import boto3
 import pytest
 
-from offload.feeds.base import SHARED_OWNER
 from offload.feeds.outcome import Outcome
+from offload.feeds.plugin import SHARED_OWNER
 from tests.support import BUCKET_NAME, cache_status, stored_generations
 from tests.support.feeds import Probe, download, probe_feed
 

@@ -8,7 +8,7 @@ from http import HTTPStatus
 import pytest
 
 from offload import cli, usage
-from offload.models import RateCounter, dynamodb_client, item_key, table_name
+from offload.table import RateCounter, dynamodb_client, item_key, table_name
 from offload.usage import Field
 
 

@@ -11,7 +11,7 @@ from xml.etree import ElementTree
 from pynamodb.attributes import JSONAttribute
 
 from offload.feeds import Feed, GenerationRequest, Parameter
-from offload.models import TableModel, register_model
+from offload.table import TableModel, register_model
 
 CATEGORIES = ("audio", "books", "cameras", "garden", "kitchen", "outdoor", "shoes", "toys")
 _ADJECTIVES = ("compact", "classic", "deluxe", "eco", "pro", "rugged", "smart", "ultra")

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from offload.cli import OneLineParser, whole_number
 from offload.config import TABLE_NAME, Settings
-from offload.models import bind_models
+from offload.table import bind_models
 from offload_demo.catalog import DEMO_PRODUCTS
 from offload_demo.seed import seed as seed_all
 

@@ -7,7 +7,7 @@ it is finished). Further fields are kept as part of the match.
 
 from __future__ import annotations
 
-from offload.collections.base import Collection
+from offload.collections.plugin import Collection
 
 MATCHES = Collection(
     name="matches",

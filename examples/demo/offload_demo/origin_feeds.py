@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from offload.feeds.base import Parameter
 from offload.feeds.origin import origin_feed
+from offload.feeds.plugin import Parameter
 
 CURRENCIES = ("eur", "usd", "gbp")
 

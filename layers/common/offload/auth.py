@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pynamodb.exceptions import UpdateError
 
 from offload.errors import Forbidden, Unauthorized
-from offload.models import ApiClient, ClientAccount, condition_failed
+from offload.table import ApiClient, ClientAccount, condition_failed
 
 SCOPE_FEEDS = "feeds"
 SCOPE_ADMIN = "admin"

@@ -38,9 +38,9 @@ from offload.config import (
 from offload.download import Downloader, DownloadError
 from offload.errors import InvalidRequest, NotFound
 from offload.invalidation import apply, parse_invalidation
-from offload.models import ApiClient, bind_models
 from offload.observability import logger
 from offload.plugins import Plugins, load_plugins
+from offload.table import ApiClient, bind_models
 
 # A key's requests per hour: a whole number from 1 to this (a billion an hour is some 280,000
 # a second, far past what one API Gateway stage accepts by default).

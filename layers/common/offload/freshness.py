@@ -11,7 +11,8 @@ from typing import Any
 from pynamodb.exceptions import UpdateError
 
 from offload.errors import DependencyUnavailable
-from offload.models import (
+from offload.invalidation_scopes import Scope
+from offload.table import (
     CacheEntry,
     Invalidation,
     condition_failed,
@@ -19,7 +20,6 @@ from offload.models import (
     item_key,
     table_name,
 )
-from offload.scopes import Scope
 
 # The times a coverage read needs, by their stored names.
 _HARD, _SOFT = Invalidation.hard_at.attr_name, Invalidation.soft_at.attr_name

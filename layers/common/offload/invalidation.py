@@ -17,9 +17,9 @@ from offload.collections import CollectionRef
 from offload.collections.store import CollectionStore
 from offload.errors import DependencyUnavailable, InvalidRequest, NotFound
 from offload.feeds import REGISTRY as FEEDS
-from offload.feeds.base import SLUG
-from offload.models import Invalidation, cause_code, shared_connection
-from offload.scopes import Kind, Scope
+from offload.feeds.plugin import SLUG
+from offload.invalidation_scopes import Kind, Scope
+from offload.table import Invalidation, cause_code, shared_connection
 
 # The request field that names each kind of scope.
 FIELDS = {"scope": Kind.GLOBAL, "feed": Kind.FEED, "client": Kind.CLIENT}

@@ -13,9 +13,9 @@ from pynamodb.exceptions import DeleteError, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
-from offload.feeds.generation import Generation
-from offload.models import RebuildLock, condition_failed, put_unless
+from offload.files import Generation
 from offload.observability import logger
+from offload.table import RebuildLock, condition_failed, put_unless
 
 # DynamoDB's TTL sweeps expired leases some time after they run out; the condition,
 # not the sweep, decides who may take a lock.

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from offload.collections import REGISTRY as COLLECTIONS
-from offload.collections.base import CollectionRegistry
+from offload.collections.plugin import CollectionRegistry
 from offload.config import OFFLOAD_APP, ConfigurationError
 from offload.feeds.registry import REGISTRY as FEEDS
 from offload.feeds.registry import FeedRegistry, new_registry

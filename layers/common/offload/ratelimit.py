@@ -11,8 +11,8 @@ from botocore.exceptions import ClientError
 from offload import usage
 from offload.auth import Client
 from offload.errors import RateLimited
-from offload.models import RateCounter, dynamodb_client, item_key, table_name
 from offload.observability import metrics
+from offload.table import RateCounter, dynamodb_client, item_key, table_name
 from offload.usage import Field
 
 # Windows this container has seen a client spend: (client, window start, limit). A window's

@@ -8,9 +8,9 @@ from typing import Any
 from pynamodb.exceptions import DeleteError, PutError
 
 from offload import locks, storage
-from offload.feeds.generation import Generation
-from offload.models import CacheEntry, condition_failed
+from offload.files import Generation
 from offload.observability import logger
+from offload.table import CacheEntry, condition_failed
 
 
 class Recorded(StrEnum):

@@ -13,8 +13,8 @@ import boto3
 from botocore.config import Config
 
 from offload.config import Settings, get_settings
-from offload.models import bind_models, dynamodb_client
 from offload.signing import UrlSigner, build_signer
+from offload.table import bind_models, dynamodb_client
 
 # SSM's default throughput is 40 GetParameters a second, shared by every caller in the account
 # and region: a deploy or a fast scale-out of cold containers is throttled. Four attempts

@@ -16,7 +16,7 @@ from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import ClientError
 
 from offload.errors import DependencyUnavailable
-from offload.feeds.generation import Generation
+from offload.files import Generation
 
 # In AWS a HEAD of a missing key is 404 only for callers allowed s3:ListBucket,
 # 403 otherwise; both mean "not there" here.

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from offload.models import RateCounter, dynamodb_client, table_name
+from offload.table import RateCounter, dynamodb_client, table_name
 
 # The rate counter item's usage attributes: `u:<feed>:<field>`.
 PREFIX = "u:"

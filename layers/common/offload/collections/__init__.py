@@ -3,7 +3,7 @@
 A deployment's modules (OFFLOAD_APP, see `offload.plugins`) register the collections it serves.
 """
 
-from offload.collections.base import (
+from offload.collections.plugin import (
     Collection,
     CollectionRef,
     CollectionRegistry,

@@ -10,11 +10,11 @@ from typing import Any
 
 from pynamodb.exceptions import PutError
 
-from offload.collections.base import Collection, Record, canonical_json, check_id
-from offload.collections.models import Entity
+from offload.collections.plugin import Collection, Record, canonical_json, check_id
 from offload.collections.store import CollectionStore, Entry
+from offload.collections.table import Entity
 from offload.errors import Conflict, NotFound, PayloadTooLarge
-from offload.models import condition_failed, dynamodb_client, put_unless
+from offload.table import condition_failed, dynamodb_client, put_unless
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
-from offload.collections.base import Collection, CollectionRef
 from offload.collections.entities import EntityStore
+from offload.collections.plugin import Collection, CollectionRef
 from offload.collections.store import CollectionStore
 from offload.config import Settings
 from offload.errors import InvalidRequest

@@ -23,8 +23,8 @@ from pynamodb.connection import Connection
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
-from offload.collections.base import PAGE, VERSION, CollectionRef, next_version
-from offload.collections.models import (
+from offload.collections.plugin import PAGE, VERSION, CollectionRef, next_version
+from offload.collections.table import (
     MEMBER_END,
     MEMBER_PREFIX,
     CollectionMember,
@@ -35,8 +35,8 @@ from offload.collections.models import (
 )
 from offload.config import Settings, default_of
 from offload.errors import DependencyUnavailable, NotFound
-from offload.models import cause_code, shared_connection
 from offload.observability import logger
+from offload.table import cause_code, shared_connection
 
 _Named = TypeVar("_Named", Snapshot, Page)
 ALL_OLD = "ALL_OLD"

@@ -9,8 +9,8 @@ from urllib.parse import parse_qsl, urlencode
 
 from offload.auth import KEY_QUERY
 from offload.errors import InvalidRequest, NotFound
-from offload.feeds.base import SHARED_OWNER, Feed
 from offload.feeds.delivery import REDIRECT_QUERY
+from offload.feeds.plugin import SHARED_OWNER, Feed
 from offload.feeds.registry import FeedRegistry
 
 FILE_PATTERN = re.compile(r"(?P<feed>[a-z0-9][a-z0-9_-]{0,62})\.(?P<format>[a-z0-9]{1,10})")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from offload.feeds.base import Feed, Validators
+from offload.feeds.plugin import Feed, Validators
 from offload.freshness import Coverage, State, judge
-from offload.models import CacheEntry
 from offload.storage import Copy, Integrity
+from offload.table import CacheEntry
 
 
 @dataclass(frozen=True, slots=True)

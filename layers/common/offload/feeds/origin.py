@@ -43,7 +43,7 @@ from offload.errors import (
     GenerationTimedOut,
     InvalidRequest,
 )
-from offload.feeds.base import (
+from offload.feeds.plugin import (
     Feed,
     Generated,
     GenerationRequest,

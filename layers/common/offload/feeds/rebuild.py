@@ -9,14 +9,14 @@ from collections.abc import Callable
 from aws_lambda_powertools.metrics import MetricUnit
 
 from offload import freshness, locks, storage
-from offload.feeds.background import BackgroundJob, Launch, failure_of
-from offload.feeds.base import Generated, Unchanged, lease_seconds
+from offload.feeds.background_build import BackgroundJob, Launch, failure_of
+from offload.feeds.build import generate, generate_file, source_metadata
 from offload.feeds.cachekey import FeedRequest
 from offload.feeds.decision import Hit, Rebuild, decide
 from offload.feeds.delivery import sent_as_text
-from offload.feeds.generation import Generation
-from offload.feeds.generator import generate, generate_file, source_metadata
 from offload.feeds.outcome import Outcome, Served
+from offload.feeds.plugin import Generated, Unchanged, lease_seconds
+from offload.files import Generation
 from offload.observability import logger, metrics
 from offload.runtime import Runtime
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from offload.feeds.base import Feed
+from offload.feeds.plugin import Feed
 from offload.registry import Registry
 
 FeedRegistry = Registry[str, Feed]

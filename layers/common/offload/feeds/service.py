@@ -16,15 +16,15 @@ from offload.auth import Client
 from offload.config import BUCKET_NAME, ConfigurationError
 from offload.errors import NotGenerated, OffloadError
 from offload.etags import matches_any
-from offload.feeds.background import LambdaLauncher, Launch
-from offload.feeds.base import check_timing
+from offload.feeds.background_build import LambdaLauncher, Launch
 from offload.feeds.cachekey import FeedRequest, parse_feed_request
 from offload.feeds.decision import Hit, decide
 from offload.feeds.delivery import Delivery
-from offload.feeds.generation import Generation, download_name
 from offload.feeds.outcome import Outcome, Served
+from offload.feeds.plugin import check_timing
 from offload.feeds.rebuild import Rebuilder
 from offload.feeds.registry import REGISTRY, FeedRegistry
+from offload.files import Generation, download_name
 from offload.observability import logger, metrics
 from offload.ratelimit import RateStatus, consume, refuse_if_spent
 from offload.runtime import Runtime

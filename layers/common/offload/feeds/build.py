@@ -13,8 +13,8 @@ from pynamodb.exceptions import PynamoDBException
 
 from offload import storage
 from offload.errors import DependencyUnavailable, GenerationFailed, GenerationTimedOut, OffloadError
-from offload.feeds.base import Generated, GenerationRequest, Generator, Unchanged, Validators
 from offload.feeds.cachekey import FeedRequest
+from offload.feeds.plugin import Generated, GenerationRequest, Generator, Unchanged, Validators
 from offload.observability import logger, metrics
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from offload.feeds.background import BackgroundJob, run
+from offload.feeds.background_build import BackgroundJob, run
 from offload.observability import logger, metrics, tracer
 from offload.plugins import load_plugins
 from offload.runtime import get_runtime

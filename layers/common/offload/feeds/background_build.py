@@ -39,12 +39,12 @@ from offload.errors import (
     GenerationTimedOut,
     OffloadError,
 )
-from offload.feeds.base import Generated
+from offload.feeds.build import generate_file, source_metadata
 from offload.feeds.cachekey import FeedRequest
 from offload.feeds.events import Ended, GenerationEnded, publish
-from offload.feeds.generation import Generation
-from offload.feeds.generator import generate_file, source_metadata
+from offload.feeds.plugin import Generated
 from offload.feeds.registry import FeedRegistry
+from offload.files import Generation
 from offload.observability import logger, metrics
 from offload.runtime import Runtime, client_config
 from offload.storage import Integrity

@@ -19,7 +19,7 @@ from pynamodb.models import Model
 
 from offload.config import Settings, default_of
 from offload.errors import DependencyUnavailable
-from offload.scopes import Kind
+from offload.invalidation_scopes import Kind
 
 TTL_ATTRIBUTE = "expires_at"
 _CONDITION_FAILED = "ConditionalCheckFailedException"

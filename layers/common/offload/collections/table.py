@@ -15,7 +15,7 @@ from pynamodb.attributes import (
     UnicodeAttribute,
 )
 
-from offload.models import TableModel, register_model
+from offload.table import TableModel, register_model
 
 SNAPSHOT_PREFIX = "SNAPSHOT#"
 PAGE_PREFIX = "PAGE#"
