@@ -6,10 +6,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from offload.feeds.cachekey import FeedRequest
+from typing import Protocol
 
 # Served by the CDN under /files/*, a path no API route uses (the API owns /feeds/*).
 OBJECT_PREFIX = "files"
@@ -23,6 +20,30 @@ OBJECT_KEY = re.compile(
 )
 
 
+class Named(Protocol):
+    """Anything with a name: a feed."""
+
+    @property
+    def name(self) -> str: ...
+
+
+class FileRequest(Protocol):
+    """What names a feed's file (`offload.feeds.cachekey.FeedRequest` is one; files sit below
+    feeds, so they name no feed type)."""
+
+    @property
+    def feed(self) -> Named: ...
+
+    @property
+    def owner(self) -> str: ...
+
+    @property
+    def cache_id(self) -> str: ...
+
+    @property
+    def format(self) -> str: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Generation:
     """One attempt at building a cache key's file; its id also names the lock's owner."""
@@ -32,7 +53,7 @@ class Generation:
     object_key: str
 
     @classmethod
-    def start(cls, request: FeedRequest, now: float) -> Generation:
+    def start(cls, request: FileRequest, now: float) -> Generation:
         """A new generation of `request`'s file, started at `now`, under a never-used key."""
         generation_id = f"{int(now * 1_000_000):016d}-{secrets.token_hex(4)}"
         return cls(
