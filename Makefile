@@ -34,6 +34,7 @@ test: $(BIN)/.installed check
 check: $(BIN)/.installed
 	$(BIN)/ruff check --output-format concise .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/sam validate --lint --template template.yaml
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 	@$(MAKE) --no-print-directory scan
