@@ -17,7 +17,7 @@ from urllib.parse import urljoin
 import httpx
 import requests
 
-from offload_local.stack import DEMO_PRODUCTS
+from offload_demo.catalog import DEMO_PRODUCTS
 from tests.support import cache_status
 from tests.support.stack import RunningStack
 
