@@ -9,7 +9,7 @@ from xml.etree import ElementTree
 
 from offload_local.__main__ import curl_examples
 from offload_local.origin import price_list
-from tests.support import STACK
+from tests.support import STACK, plugins
 from tests.support.clients import client_environment, require
 from tests.support.stack import RunningStack
 
@@ -17,7 +17,8 @@ from tests.support.stack import RunningStack
 def test_printed_curl_lines_work(local_stack: RunningStack, tmp_path: Path):
     require("curl")
     # make run prints them against the edge where it runs, as clients would use the CDN.
-    lines = curl_examples(local_stack.edge_url or local_stack.base_url, STACK.functions())
+    feeds = [feed.name for feed in plugins().feeds]
+    lines = curl_examples(local_stack.edge_url or local_stack.base_url, STACK.functions(), feeds)
     outputs = []
     for line in lines:
         result = subprocess.run(

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from offload.collections import REGISTRY as COLLECTIONS
 from offload.config import Settings
 from offload.files import OBJECT_PREFIX
 from offload_local.template import Stack, load
+from tests.support import plugins
 from tests.support.clients import require
 from tests.support.paths import CANONICAL, NON_CANONICAL
 
@@ -106,7 +106,7 @@ def test_the_index_is_keyed_on_version_only(cdn: Stack):
     }
 
 
-@pytest.mark.parametrize("collection", list(COLLECTIONS), ids=lambda c: c.name)
+@pytest.mark.parametrize("collection", list(plugins().collections), ids=lambda c: c.name)
 def test_every_collections_index_and_only_it_takes_the_index_behaviour(cdn: Stack, collection):
     # GIVEN a registered collection's URLs
     ref = collection.of("x-1")

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from offload.collections import REGISTRY as COLLECTIONS
 from offload_local.template import Route, variable_conflicts
-from tests.support import STACK
+from tests.support import STACK, plugins
 
 ROUTES = sorted(
     ((route, function.logical_id) for function in STACK.functions() for route in function.routes),
@@ -45,7 +44,7 @@ def test_literal_routes_win_over_the_generic_collection_routes():
     assert routed("POST", "/invalidations") == ("POST /invalidations", "InvalidationsFunction")
 
 
-@pytest.mark.parametrize("collection", list(COLLECTIONS), ids=lambda c: c.name)
+@pytest.mark.parametrize("collection", list(plugins().collections), ids=lambda c: c.name)
 def test_each_registered_collection_is_served_without_routes_of_its_own(collection):
     ref = collection.of("x-1")
     for method, path in (
