@@ -22,6 +22,7 @@ from offload.config import (
     ORIGIN_BASE_URL,
 )
 from offload.feeds import origin as origin_module
+from offload.feeds.background_build import BackgroundJob, LambdaLauncher
 from offload.feeds.origin import OriginClient
 from offload.runtime import Runtime, get_runtime
 from offload_demo.catalog import product_records, seed_products
@@ -243,3 +244,28 @@ def origin(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOrigin]:
     yield fake
     if fake.gate is not None:
         fake.gate.set()
+
+
+@pytest.fixture
+def slow() -> Iterator[Probe]:
+    """A feed `slow` whose generation may take a minute: it runs in the background."""
+    with probe_feed("slow", generation_timeout_seconds=60.0) as spy:
+        yield spy
+
+
+@pytest.fixture
+def launched(monkeypatch: pytest.MonkeyPatch) -> list[BackgroundJob]:
+    """The jobs the feeds function hands to the generator function, in order."""
+    jobs: list[BackgroundJob] = []
+    monkeypatch.setattr(LambdaLauncher, "__call__", lambda self, job: jobs.append(job))
+    return jobs
+
+
+@pytest.fixture
+def run_job(handler: Callable[[str], Callable[[dict], Any]]) -> Callable[[BackgroundJob], str]:
+    """Invoke the generator function's handler with a job's event, as Lambda would."""
+
+    def run(job: BackgroundJob) -> str:
+        return handler("FeedGeneratorFunction")(job.event())["finished"]
+
+    return run

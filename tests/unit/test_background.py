@@ -11,9 +11,8 @@ import itertools
 import json
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any
 
 import pytest
 from botocore.exceptions import EndpointConnectionError
@@ -37,34 +36,9 @@ from offload.locks import Lease, current
 from offload.table import RebuildLock
 from tests.support import cache_status, problem_of, stored_generations
 from tests.support.clock import FakeClock
-from tests.support.feeds import Probe, download, probe_feed
+from tests.support.feeds import download
 
 SLOW = "/feeds/slow.json"
-
-
-@pytest.fixture
-def slow() -> Iterator[Probe]:
-    """A feed `slow` whose generation may take a minute: it runs in the background."""
-    with probe_feed("slow", generation_timeout_seconds=60.0) as spy:
-        yield spy
-
-
-@pytest.fixture
-def launched(monkeypatch: pytest.MonkeyPatch) -> list[BackgroundJob]:
-    """The jobs the feeds function hands to the generator function, in order."""
-    jobs: list[BackgroundJob] = []
-    monkeypatch.setattr(LambdaLauncher, "__call__", lambda self, job: jobs.append(job))
-    return jobs
-
-
-@pytest.fixture
-def run_job(handler: Callable[[str], Callable[[dict], Any]]) -> Callable[[BackgroundJob], str]:
-    """Invoke the generator function's handler with a job's event, as Lambda would."""
-
-    def run(job: BackgroundJob) -> str:
-        return handler("FeedGeneratorFunction")(job.event())["finished"]
-
-    return run
 
 
 def test_a_long_generation_answers_202_then_the_stored_file(

@@ -5,42 +5,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any
 
 import boto3
 import pytest
 
-from offload.feeds.background_build import BackgroundJob, LambdaLauncher
 from offload.feeds.events import DETAIL_TYPE, SOURCE
 from offload.table import RebuildLock
 from offload_local.template import ROOT, load
 from tests.support import BUCKET_NAME, reset_container_state, stored_generations
-from tests.support.feeds import Probe, probe_feed
 
 SLOW = "/feeds/slow.json"
 
-
-@pytest.fixture
-def slow() -> Iterator[Probe]:
-    with probe_feed("slow", generation_timeout_seconds=60.0) as spy:
-        yield spy
-
-
-@pytest.fixture
-def launched(monkeypatch: pytest.MonkeyPatch) -> list[BackgroundJob]:
-    jobs: list[BackgroundJob] = []
-    monkeypatch.setattr(LambdaLauncher, "__call__", lambda self, job: jobs.append(job))
-    return jobs
-
-
-@pytest.fixture
-def run_job(handler: Callable[[str], Callable[[dict], Any]]) -> Callable[[BackgroundJob], str]:
-    def run(job: BackgroundJob) -> str:
-        return handler("FeedGeneratorFunction")(job.event())["finished"]
-
-    return run
 
 
 @pytest.fixture
