@@ -26,7 +26,9 @@ STACK_ARGUMENTS = (BIN / "offload-local", "--port", "0", "--edge-port", "0", "--
 def shell(command: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
     """Run a command as a user's shell would, with the project's scripts on PATH."""
     environment = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    environment.pop("PORT", None)
+    # Not the suite's own make (`make test`): a user's make is the outermost one.
+    for name in ("PORT", "MAKELEVEL", "MAKEFLAGS", "MFLAGS"):
+        environment.pop(name, None)
     return subprocess.run(
         ["bash", "-c", command],
         env=environment,
