@@ -16,22 +16,12 @@ from http import HTTPStatus
 import pytest
 import requests
 
+from tests.support import CORS_EXPOSED
 from tests.support.clients import absent, client_environment
 from tests.support.stack import RunningStack, wait_for_hit
 
 PAGE_ORIGIN = "http://127.0.0.1:4490"
-EXPOSED = {
-    "etag",
-    "cache-status",
-    "ratelimit-limit",
-    "ratelimit-remaining",
-    "ratelimit-reset",
-    "retry-after",
-    "location",
-    "content-disposition",
-    "content-length",
-    "repr-digest",
-}
+EXPOSED = CORS_EXPOSED
 
 
 def repr_digest(data: bytes) -> str:

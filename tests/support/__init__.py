@@ -53,6 +53,22 @@ def plugins() -> Plugins:
     return load_plugins(app_modules(TEST_ENVIRONMENT["OFFLOAD_APP"]))
 
 
+# What a page on another origin must be able to read of every answer, on every hop.
+CORS_EXPOSED = frozenset(
+    {
+        "etag",
+        "cache-status",
+        "ratelimit-limit",
+        "ratelimit-remaining",
+        "ratelimit-reset",
+        "retry-after",
+        "location",
+        "content-disposition",
+        "content-length",
+        "repr-digest",
+    }
+)
+
 def cache_status(headers: Mapping[str, str]) -> str | None:
     """Offload's own `Cache-Status` entry (its parameters), wherever edges appended theirs."""
     value = next((v for k, v in headers.items() if k.lower() == "cache-status"), "")
