@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -9,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -83,3 +85,24 @@ def age_entries(*, by: float) -> None:
     """Make every recorded file look `by` seconds older than it is."""
     for entry in CacheEntry.scan(CacheEntry.sk == CacheEntry.SORT):
         entry.update(actions=[CacheEntry.generated_at.set(float(entry.generated_at) - by)])
+
+
+def canned_policy(url: str) -> tuple[bytes, bytes]:
+    """A CloudFront signed URL's canned policy, as CloudFront rebuilds it from the URL's own
+    resource and expiry, and the signature the URL carries over it."""
+    query = parse_qs(urlsplit(url).query)
+    policy = json.dumps(
+        {
+            "Statement": [
+                {
+                    "Resource": url.split("?")[0],
+                    "Condition": {"DateLessThan": {"AWS:EpochTime": int(query["Expires"][0])}},
+                }
+            ]
+        },
+        separators=(",", ":"),
+    ).encode()
+    signature = base64.b64decode(
+        query["Signature"][0].replace("-", "+").replace("_", "=").replace("~", "/")
+    )
+    return policy, signature

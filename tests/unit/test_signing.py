@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from http import HTTPStatus
@@ -28,7 +27,7 @@ from offload.signing import (
     load_cloudfront_material,
 )
 from tests.support import BUCKET_NAME, reset_container_state, rsa_private_key
-from tests.support.feeds import CloudFront
+from tests.support.feeds import CloudFront, canned_policy
 
 
 def test_s3_url_is_sigv4_for_the_exact_key_with_the_configured_expiry(runtime):
@@ -54,21 +53,7 @@ def test_hit_location_carries_no_api_key(call_feed, make_key, probe, deliver_s3_
 
 def assert_signed_by(private_key: rsa.RSAPrivateKey, url: str) -> None:
     """The URL carries a canned-policy signature by this key over its own resource and expiry."""
-    query = parse_qs(urlsplit(url).query)
-    policy = json.dumps(
-        {
-            "Statement": [
-                {
-                    "Resource": url.split("?")[0],
-                    "Condition": {"DateLessThan": {"AWS:EpochTime": int(query["Expires"][0])}},
-                }
-            ]
-        },
-        separators=(",", ":"),
-    ).encode()
-    signature = base64.b64decode(
-        query["Signature"][0].replace("-", "+").replace("_", "=").replace("~", "/")
-    )
+    policy, signature = canned_policy(url)
     # Raises InvalidSignature if the URL was not signed with this key over this policy.
     private_key.public_key().verify(signature, policy, padding.PKCS1v15(), hashes.SHA1())
 

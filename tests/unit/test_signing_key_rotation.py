@@ -9,8 +9,6 @@ must verify the signature.
 
 from __future__ import annotations
 
-import base64
-import json
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -22,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from offload.signing import CloudFrontMaterial, CloudFrontUrlSigner
 from offload_local.template import Stack, load
 from tests.support import rsa_private_key
+from tests.support.feeds import canned_policy
 
 OBJECT_KEY = "files/catalog/demo/0123456789abcdef0123456789abcdef/1796230000000000-0a1b2c3d.json"
 FIRST_PARAMETER = "/offload-prod/cloudfront-key"
@@ -90,20 +89,7 @@ def verifies(url: str, group: dict[str, str]) -> bool:
     pem = group.get(query["Key-Pair-Id"][0])
     if pem is None:
         return False
-    policy = json.dumps(
-        {
-            "Statement": [
-                {
-                    "Resource": url.split("?")[0],
-                    "Condition": {"DateLessThan": {"AWS:EpochTime": int(query["Expires"][0])}},
-                }
-            ]
-        },
-        separators=(",", ":"),
-    ).encode()
-    signature = base64.b64decode(
-        query["Signature"][0].replace("-", "+").replace("_", "=").replace("~", "/")
-    )
+    policy, signature = canned_policy(url)
     public_key: Any = serialization.load_pem_public_key(pem.encode())
     try:
         public_key.verify(signature, policy, padding.PKCS1v15(), hashes.SHA1())
