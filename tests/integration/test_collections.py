@@ -2,64 +2,25 @@
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from http import HTTPStatus
-
-import requests
 
 from offload import auth
 from offload.collections.store import PAGE_SIZE, CollectionStore, Entry
 from offload.config import get_settings
 from offload_demo.matches import MATCHES
-from tests.support.stack import TTLS
-
-POINTER = (
-    f"public, max-age={TTLS['PointerMaxAgeSeconds']}, "
-    f"stale-while-revalidate={TTLS['PointerStaleSeconds']}"
+from tests.support.collections import (
+    IMMUTABLE,
+    assert_cacheable,
+    read_current_snapshot,
+    revalidate,
 )
-IMMUTABLE = "public, max-age=31536000, immutable"
-REDIRECT = f"public, max-age={TTLS['RedirectMaxAgeSeconds']}"
-
-
-def assert_cacheable(response: requests.Response, status: HTTPStatus, cache_control: str) -> str:
-    """Status, Cache-Control and a strong ETag as the design table says; never Vary."""
-    assert response.status_code == status, response.text
-    assert response.headers["Cache-Control"] == cache_control
-    assert "Vary" not in response.headers
-    etag = response.headers["ETag"]
-    assert etag.startswith('"') and etag.endswith('"')
-    if status == HTTPStatus.NOT_MODIFIED:
-        assert response.content == b""
-    else:
-        assert etag == f'"{hashlib.sha256(response.content).hexdigest()}"'
-    return etag
-
-
-def revalidate(http: requests.Session, url: str, etag: str, cache_control: str) -> None:
-    response = http.get(url, headers={"If-None-Match": etag}, allow_redirects=False, timeout=30)
-    assert assert_cacheable(response, HTTPStatus.NOT_MODIFIED, cache_control) == etag
 
 
 def test_demo_user_reads_with_their_headers_and_304s(local_stack, http):
-    # The pointer: short-lived, revalidates to 304
-    version_url = local_stack.url("/users/42/matches/version")
-    pointer = http.get(version_url, timeout=30)
-    revalidate(http, version_url, assert_cacheable(pointer, HTTPStatus.OK, POINTER), POINTER)
-    version = pointer.json()["version"]
-
-    # The unversioned index: a short-lived 307 to the current version
-    index_url = local_stack.url("/users/42/matches/index")
-    redirect = http.get(index_url, allow_redirects=False, timeout=30)
-    etag = assert_cacheable(redirect, HTTPStatus.TEMPORARY_REDIRECT, REDIRECT)
-    assert redirect.headers["Location"] == f"/users/42/matches/index?version={version}"
-    revalidate(http, index_url, etag, REDIRECT)
-
-    # The snapshot: immutable, the demo's matches newest first
-    snapshot_url = local_stack.url(redirect.headers["Location"])
-    snapshot = http.get(snapshot_url, timeout=30)
-    revalidate(http, snapshot_url, assert_cacheable(snapshot, HTTPStatus.OK, IMMUTABLE), IMMUTABLE)
-    demo = [match_id for match_id in snapshot.json()["match_ids"] if match_id.startswith("m-10")]
+    # The pointer, the unversioned index's 307 and the immutable snapshot, each revalidated
+    snapshot = read_current_snapshot(local_stack, http, "users/42/matches")
+    demo = [match_id for match_id in snapshot["match_ids"] if match_id.startswith("m-10")]
     assert "m-1001" in demo and demo == sorted(demo, reverse=True)  # demo ids rise with time
 
     # A match: final, so immutable

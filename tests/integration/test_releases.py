@@ -3,43 +3,20 @@ repositories, recording, drafts, pages, invalidation and an unknown collection."
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from http import HTTPStatus
-
-import requests
 
 from offload import auth
 from offload.collections.store import PAGE_SIZE, CollectionStore, Entry
 from offload.config import get_settings
 from offload_demo.releases import DRAFT_RELEASE, RELEASES
-from tests.support.stack import TTLS
-
-POINTER = (
-    f"public, max-age={TTLS['PointerMaxAgeSeconds']}, "
-    f"stale-while-revalidate={TTLS['PointerStaleSeconds']}"
+from tests.support.collections import (
+    IMMUTABLE,
+    UNFINISHED,
+    assert_cacheable,
+    read_current_snapshot,
+    revalidate,
 )
-IMMUTABLE = "public, max-age=31536000, immutable"
-REDIRECT = f"public, max-age={TTLS['RedirectMaxAgeSeconds']}"
-UNFINISHED = f"public, max-age={TTLS['UnfinishedMaxAgeSeconds']}"
-
-
-def assert_cacheable(response: requests.Response, status: HTTPStatus, cache_control: str) -> str:
-    """Status, Cache-Control and a strong ETag of the body, as for matches; never Vary."""
-    assert response.status_code == status, response.text
-    assert response.headers["Cache-Control"] == cache_control
-    assert "Vary" not in response.headers
-    etag = response.headers["ETag"]
-    if status == HTTPStatus.NOT_MODIFIED:
-        assert response.content == b""
-    else:
-        assert etag == f'"{hashlib.sha256(response.content).hexdigest()}"'
-    return etag
-
-
-def revalidate(http: requests.Session, url: str, etag: str, cache_control: str) -> None:
-    response = http.get(url, headers={"If-None-Match": etag}, allow_redirects=False, timeout=30)
-    assert assert_cacheable(response, HTTPStatus.NOT_MODIFIED, cache_control) == etag
 
 
 def new_repo() -> str:
@@ -47,26 +24,11 @@ def new_repo() -> str:
 
 
 def test_a_seeded_repository_reads_with_its_headers_and_304s(local_stack, http):
-    # The pointer: short-lived, revalidates to 304
-    version_url = local_stack.url("/repos/offload/releases/version")
-    pointer = http.get(version_url, timeout=30)
-    revalidate(http, version_url, assert_cacheable(pointer, HTTPStatus.OK, POINTER), POINTER)
-    version = pointer.json()["version"]
-
-    # The unversioned index: a short-lived 307 to the current version
-    index_url = local_stack.url("/repos/offload/releases/index")
-    redirect = http.get(index_url, allow_redirects=False, timeout=30)
-    etag = assert_cacheable(redirect, HTTPStatus.TEMPORARY_REDIRECT, REDIRECT)
-    assert redirect.headers["Location"] == f"/repos/offload/releases/index?version={version}"
-    revalidate(http, index_url, etag, REDIRECT)
-
-    # The snapshot: immutable, the seeded releases newest first, the draft not among them
-    snapshot_url = local_stack.url(redirect.headers["Location"])
-    snapshot = http.get(snapshot_url, timeout=30)
-    revalidate(http, snapshot_url, assert_cacheable(snapshot, HTTPStatus.OK, IMMUTABLE), IMMUTABLE)
-    seeded = [rid for rid in snapshot.json()["release_ids"] if rid.startswith("r-offload-1-")]
+    # The pointer, the unversioned index's 307 and the immutable snapshot, each revalidated
+    snapshot = read_current_snapshot(local_stack, http, "repos/offload/releases")
+    seeded = [rid for rid in snapshot["release_ids"] if rid.startswith("r-offload-1-")]
     assert seeded == ["r-offload-1-3", "r-offload-1-2", "r-offload-1-1", "r-offload-1-0"]
-    assert DRAFT_RELEASE not in snapshot.json()["release_ids"]
+    assert DRAFT_RELEASE not in snapshot["release_ids"]
 
     # A published release is immutable; the draft is short-lived
     release_url = local_stack.url("/releases/r-offload-1-0")
