@@ -1,6 +1,7 @@
 """Cold start: importing each handler module against the layer `sam build` makes, vs boto3.
 
-    .venv/bin/python bench/coldstart.py           # after `make build`; about a minute
+    .venv/bin/python bench/coldstart.py                    # after `make build`; 3 minutes
+    .venv/bin/python bench/coldstart.py --against 1518205  # and that revision, side by side
 
 The layer under `.aws-sam/build/OffloadLayer` is built for the template's architecture
 (arm64), whose compiled wheels (cryptography) do not load on another machine. So the same
@@ -12,6 +13,12 @@ import costs. The demo's layer (`.aws-sam/build/DemoLayer`, pure Python) is used
 after the Offload layer on the path as Lambda orders `Layers`; the feeds handler is also
 timed with OFFLOAD_APP empty: what the product costs without any plugin.
 
+`--against REV` also times another revision's handlers in the same alternating loop: its
+`functions/` and `offload` package (and its demo, if it has one), compiled the same way, on
+this layer's distributions, each function with the environment that revision's template
+gives it. Ratios from one run are what a comparison can rest on; figures from another day
+move with the machine.
+
 Each figure is the median of fresh interpreter processes (the runtime's, python3.13 when on
 PATH), alternating the modules so noise hits all: wall time from the first import statement
 to the module being ready, which includes what a module does at import (clients, settings).
@@ -20,22 +27,26 @@ to the module being ready, which includes what a module does at import (clients,
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "local")]
 
-from offload_local.template import Stack, load  # noqa: E402
+from offload_local.template import Function, Stack, load  # noqa: E402
 
 BUILT_LAYER = ROOT / ".aws-sam" / "build" / "OffloadLayer" / "python"
 BUILT_DEMO_LAYER = ROOT / ".aws-sam" / "build" / "DemoLayer" / "python"
 LAYER = ROOT / ".offload" / "coldstart" / "python"
 GOAL = 1.5
+# What one figure times: the import statement, the path it runs with, the environment.
+Case = tuple[str, list[Path], dict[str, str]]
 BASELINE = "import boto3"
 PROBE = (
     "import time, sys\n"
@@ -91,19 +102,52 @@ def prepare(python: str) -> Path:
         LAYER / "offload",
         ignore=shutil.ignore_patterns("__pycache__"),
     )
+    compile_tree(python, LAYER / "offload")
+    return LAYER
+
+
+def compile_tree(python: str, path: Path) -> None:
+    """Bytecode as `layers/common/Makefile` makes it for the layer."""
     subprocess.run(
-        [
-            python,
-            "-m",
-            "compileall",
-            "-q",
-            "--invalidation-mode",
-            "unchecked-hash",
-            str(LAYER / "offload"),
-        ],
+        [python, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", str(path)],
         check=True,
     )
-    return LAYER
+
+
+def checkout(python: str, revision: str) -> Path:
+    """Another revision's template, functions, package and demo, compiled, under .offload."""
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--verify", f"{revision}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    where = LAYER.parent / commit[:12]
+    if not (where / "template.yaml").is_file():
+        shutil.rmtree(where, ignore_errors=True)
+        where.mkdir(parents=True)
+        listed = subprocess.run(
+            ["git", "-C", str(ROOT), "ls-tree", "--name-only", commit],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        wanted = ["template.yaml", "functions", "layers/common/offload"]
+        wanted += ["examples/demo"] if "examples" in listed else []
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", commit, *wanted], capture_output=True, check=True
+        ).stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(where, filter="data")
+        for tree in ("functions", "layers/common/offload", "examples/demo"):
+            if (where / tree).is_dir():
+                compile_tree(python, where / tree)
+    return where
+
+
+def relocated(function: Function, root: Path) -> Path:
+    """A function's code in another checkout: its CodeUri under that root."""
+    return root / function.code_uri.relative_to(ROOT)
 
 
 def environment(stack: Stack, logical_id: str, *, tracing: bool) -> dict[str, str]:
@@ -142,9 +186,29 @@ def size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
+def against(python: str, revision: str, layer: Path) -> dict[str, Case]:
+    """The other revision's handlers, tracing off, each beside this one's in the loop."""
+    root = checkout(python, revision)
+    stack = Stack(load(root / "template.yaml"))
+    path = [root / "layers" / "common", layer]  # its `offload` first, this layer's wheels
+    if (root / "examples" / "demo").is_dir():
+        path.append(root / "examples" / "demo")
+    cases: dict[str, Case] = {}
+    for function in stack.functions():
+        if function.code_uri.parent.name != "functions":
+            continue
+        module = function.handler.rpartition(".")[0]
+        env = environment(stack, function.logical_id, tracing=False)
+        env["LAMBDA_TASK_ROOT"] = str(relocated(function, root))
+        label = f"{function.logical_id} at {revision} (tracing off)"
+        cases[label] = (f"import {module}", [relocated(function, root), *path], env)
+    return cases
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15, help="processes per figure")
+    parser.add_argument("--against", metavar="REV", help="also time this git revision")
     args = parser.parse_args()
     python = interpreter()
     layer = prepare(python)
@@ -153,7 +217,7 @@ def main() -> None:
     layers = [layer, BUILT_DEMO_LAYER]
     stack = Stack(load())
     functions = [f for f in stack.functions() if f.code_uri.parent.name == "functions"]
-    cases: dict[str, tuple[str, list[Path], dict[str, str]]] = {
+    cases: dict[str, Case] = {
         "import boto3": (
             BASELINE,
             [layer],
@@ -170,6 +234,8 @@ def main() -> None:
                 label = f"{function.logical_id}, no plugin (tracing {'on' if tracing else 'off'})"
                 bare = env | {"OFFLOAD_APP": ""}
                 cases[label] = (f"import {module}", [function.code_uri, *layers], bare)
+    if args.against:
+        cases |= against(python, args.against, layer)
     samples: dict[str, list[float]] = {label: [] for label in cases}
     for _ in range(args.runs):
         for label, (statement, path, env) in cases.items():

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import unquote_plus
 
-from aws_lambda_powertools.utilities.data_classes import S3Event, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from offload.observability import logger, metrics, tracer
-from offload.plugins import load_plugins
 from offload.recorder import record_created, record_removed
 from offload.runtime import get_runtime
 
+# Recording serves no feed or collection, so it loads no plugin: a deployment whose plugins
+# are broken still records what is uploaded. The notification is read as a dict, not through
+# Powertools' `S3Event`, whose package imports its forty-odd event classes at cold start.
 runtime = get_runtime()
-# Recording serves no plugin, but a deployment whose plugins are broken fails every
-# function alike, at its cold start.
-load_plugins(runtime.settings.app_modules)
 
 
 class RecordingFailed(Exception):
@@ -25,16 +24,16 @@ class RecordingFailed(Exception):
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-@event_source(data_class=S3Event)
-def lambda_handler(event: S3Event, context: LambdaContext) -> dict:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict:
     outcomes: list[str] = []
     failed: list[str] = []
-    records = list(event.records)
+    records = event.get("Records") or []
     for record in records:
-        bucket = record.s3.bucket.name
-        key = unquote_plus(record.s3.get_object.key)
+        event_name: str = record["eventName"]
+        bucket: str = record["s3"]["bucket"]["name"]
+        key = unquote_plus(record["s3"]["object"]["key"])
         try:
-            if record.event_name.startswith("ObjectCreated"):
+            if event_name.startswith("ObjectCreated"):
                 outcome = record_created(runtime.s3, bucket, key)
             else:
                 outcome = record_removed(key)
@@ -42,7 +41,7 @@ def lambda_handler(event: S3Event, context: LambdaContext) -> dict:
             logger.exception("could not record", extra={"key": key})
             failed.append(key)
             continue
-        logger.info("recorded", extra={"key": key, "event": record.event_name, "outcome": outcome})
+        logger.info("recorded", extra={"key": key, "event": event_name, "outcome": outcome})
         outcomes.append(outcome.value)
     if failed:
         # Recording is idempotent, so retrying the whole event is safe.

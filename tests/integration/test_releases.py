@@ -9,7 +9,8 @@ from http import HTTPStatus
 from offload import auth
 from offload.collections.store import PAGE_SIZE, CollectionStore, Entry
 from offload.config import get_settings
-from offload_demo.releases import DRAFT_RELEASE, RELEASES
+from offload_demo.releases import RELEASES
+from offload_demo.seed import DRAFT_RELEASE
 from tests.support.collections import (
     IMMUTABLE,
     UNFINISHED,

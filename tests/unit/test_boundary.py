@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -38,3 +39,31 @@ def test_the_core_loads_no_feed_and_no_demo():
         [sys.executable, "-c", statement], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_a_feeds_only_deployment_serving_hits_loads_no_collection_and_no_rebuild_code(
+    tmp_path,
+):
+    # What a function imports at cold start is what it pays for: a team's feeds-only module
+    # must not bring the collections' code, and the machinery of a miss waits for one.
+    (tmp_path / "feeds_only.py").write_text(
+        "from offload.feeds import Feed\n\n\n"
+        "def register(plugins):\n"
+        '    plugins.feeds.register(Feed("only", {"json": "application/json"}, bytes))\n'
+    )
+    statement = (
+        "import sys; from offload.plugins import load_plugins; "
+        "import offload.feeds.service; "
+        "plugins = load_plugins(['feeds_only']); "
+        "print([f.name for f in plugins.feeds], sorted(m for m in sys.modules if m.startswith("
+        "('offload.collections', 'offload.feeds.rebuild', 'offload.feeds.build', "
+        "'offload.locks', 'offload.feeds.events'))))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", statement],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])},
+    )
+    assert result.stdout.strip() == "['only'] []"

@@ -10,12 +10,13 @@ from http import HTTPStatus
 import pytest
 
 from bench.calls import Recorder
-from offload.collections import REGISTRY, Collection, CollectionRegistry
+from offload.collections import Collection, CollectionRegistry
 from offload.collections.store import PAGE_SIZE, CollectionStore, Entry
 from offload.config import get_settings
 from offload.runtime import Runtime
-from offload_demo.releases import DEMO_REPOS, DRAFT_RELEASE, RELEASES, seed_releases
-from tests.support import ROOT, Api, problem_of
+from offload_demo.releases import RELEASES
+from offload_demo.seed import DEMO_REPOS, DRAFT_RELEASE, seed_releases
+from tests.support import ROOT, Api, plugins, problem_of
 
 POINTER = "public, max-age=5, stale-while-revalidate=30"
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -72,8 +73,9 @@ def assert_cacheable(response: dict, status: HTTPStatus, cache_control: str) -> 
 
 def test_releases_is_declared_not_coded():
     # The demo's declaration is all there is: a single owner by field, ordered by a time
-    assert REGISTRY.named("releases") is RELEASES
-    assert REGISTRY.owned("repos", "releases") is RELEASES
+    registry = plugins().collections
+    assert registry.named("releases") is RELEASES
+    assert registry.owned("repos", "releases") is RELEASES
     assert (RELEASES.owner_field, RELEASES.order_field, RELEASES.parse) == (
         "repo",
         "published_at",

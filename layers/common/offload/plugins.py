@@ -11,30 +11,46 @@ from __future__ import annotations
 import importlib
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from offload.collections import REGISTRY as COLLECTIONS
-from offload.collections.plugin import CollectionRegistry
 from offload.config import OFFLOAD_APP, ConfigurationError
 from offload.feeds.registry import REGISTRY as FEEDS
 from offload.feeds.registry import FeedRegistry, new_registry
+
+if TYPE_CHECKING:
+    from offload.collections.plugin import CollectionRegistry
 
 # What a plugin module defines: `def register(plugins: Plugins) -> None`.
 HOOK = "register"
 
 
-@dataclass(slots=True)
 class Plugins:
-    """What a plugin module's `register(plugins)` adds to: the feeds and collections served."""
+    """What a plugin module's `register(plugins)` adds to: the feeds and collections served.
 
-    feeds: FeedRegistry = field(default_factory=new_registry)
-    collections: CollectionRegistry = field(default_factory=CollectionRegistry)
-    # The modules registered here so far, in order: each one once.
-    modules: list[str] = field(default_factory=list)
+    New registries of its own, or with `shared` the container's, which the functions and
+    the command serve from (`offload.feeds.REGISTRY`, `offload.collections.REGISTRY`). The
+    collections' code is imported when `collections` is first asked for, so a function whose
+    plugins declare only feeds never loads it.
+    """
+
+    def __init__(self, *, shared: bool = False) -> None:
+        self.feeds: FeedRegistry = FEEDS if shared else new_registry()
+        self._shared = shared
+        self._collections: CollectionRegistry | None = None
+        # The modules registered here so far, in order: each one once.
+        self.modules: list[str] = []
+
+    @property
+    def collections(self) -> CollectionRegistry:
+        if self._collections is None:
+            from offload.collections import REGISTRY
+            from offload.collections.plugin import CollectionRegistry
+
+            self._collections = REGISTRY if self._shared else CollectionRegistry()
+        return self._collections
 
 
-# The container's plugins: the registries the functions and the command serve from.
-PLUGINS = Plugins(feeds=FEEDS, collections=COLLECTIONS)
+PLUGINS = Plugins(shared=True)
 _lock = threading.Lock()
 
 

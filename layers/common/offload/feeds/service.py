@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
@@ -16,13 +17,11 @@ from offload.auth import Client
 from offload.config import BUCKET_NAME, ConfigurationError
 from offload.errors import NotGenerated, OffloadError
 from offload.etags import matches_any
-from offload.feeds.background_build import LambdaLauncher, Launch
 from offload.feeds.cachekey import FeedRequest, parse_feed_request
 from offload.feeds.decision import Hit, decide
 from offload.feeds.delivery import Delivery
 from offload.feeds.outcome import Outcome, Served
 from offload.feeds.plugin import check_timing
-from offload.feeds.rebuild import Rebuilder
 from offload.feeds.registry import REGISTRY, FeedRegistry
 from offload.files import Generation, download_name
 from offload.observability import logger, metrics
@@ -30,6 +29,10 @@ from offload.ratelimit import RateStatus, consume, refuse_if_spent
 from offload.runtime import Runtime
 from offload.signing import UrlSigner
 from offload.storage import Copy, Download, Integrity
+
+if TYPE_CHECKING:
+    from offload.feeds.background_build import Launch
+    from offload.feeds.rebuild import Rebuilder
 
 # Answers from a file already stored; the rest generated one (or wait for it).
 HITS = frozenset({Outcome.HIT, Outcome.STALE, Outcome.STALE_ON_ERROR})
@@ -127,17 +130,28 @@ class FeedService:
         self._bucket = runtime.settings.bucket_name
         self._registry = registry
         self._clock = clock
-        self._rebuilder = Rebuilder(
-            runtime,
-            self._bucket,
-            exists=self._exists,
-            clock=clock,
-            sleep=sleep,
-            launch=launch or LambdaLauncher(runtime.settings),
-        )
+        self._sleep = sleep
+        self._launch = launch
         # The last object seen per cache key, HEADed speculatively in the first round so
         # a warm hit costs one parallel round of AWS calls.
         self._known: dict[str, str] = {}
+
+    @functools.cached_property
+    def _rebuilder(self) -> Rebuilder:
+        # What a miss needs (locks, generation, background launches, events) is imported at
+        # the first miss: a container whose requests hit never loads it. Two threads racing
+        # here would build two equivalent rebuilders, which hold no state of their own.
+        from offload.feeds.background_build import LambdaLauncher
+        from offload.feeds.rebuild import Rebuilder
+
+        return Rebuilder(
+            self._runtime,
+            self._bucket,
+            exists=self._exists,
+            clock=self._clock,
+            sleep=self._sleep,
+            launch=self._launch or LambdaLauncher(self._runtime.settings),
+        )
 
     def handle(
         self,
