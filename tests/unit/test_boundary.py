@@ -41,29 +41,50 @@ def test_the_core_loads_no_feed_and_no_demo():
     assert result.stdout.strip() == "[]"
 
 
-def test_a_feeds_only_deployment_serving_hits_loads_no_collection_and_no_rebuild_code(
-    tmp_path,
-):
-    # What a function imports at cold start is what it pays for: a team's feeds-only module
-    # must not bring the collections' code, and the machinery of a miss waits for one.
-    (tmp_path / "feeds_only.py").write_text(
-        "from offload.feeds import Feed\n\n\n"
-        "def register(plugins):\n"
-        '    plugins.feeds.register(Feed("only", {"json": "application/json"}, bytes))\n'
-    )
-    statement = (
-        "import sys; from offload.plugins import load_plugins; "
-        "import offload.feeds.service; "
-        "plugins = load_plugins(['feeds_only']); "
-        "print([f.name for f in plugins.feeds], sorted(m for m in sys.modules if m.startswith("
-        "('offload.collections', 'offload.feeds.rebuild', 'offload.feeds.build', "
-        "'offload.locks', 'offload.feeds.events'))))"
-    )
+def loaded_by(tmp_path, plugin: str, statement: str) -> str:
+    """What a fresh interpreter prints after loading one plugin module and `statement`."""
+    (tmp_path / "only_plugin.py").write_text(plugin)
     result = subprocess.run(
-        [sys.executable, "-c", statement],
+        [sys.executable, "-c", f"from offload.plugins import load_plugins; {statement}"],
         capture_output=True,
         text=True,
         check=True,
         env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])},
     )
-    assert result.stdout.strip() == "['only'] []"
+    return result.stdout.strip()
+
+
+def test_a_feeds_only_deployment_serving_hits_loads_no_collection_and_no_rebuild_code(
+    tmp_path,
+):
+    # What a function imports at cold start is what it pays for: a team's feeds-only module
+    # must not bring the collections' code, and the machinery of a miss waits for one.
+    plugin = (
+        "from offload.feeds import Feed\n\n\n"
+        "def register(plugins):\n"
+        '    plugins.feeds.register(Feed("only", {"json": "application/json"}, bytes))\n'
+    )
+    statement = (
+        "import sys; import offload.feeds.service; "
+        "plugins = load_plugins(['only_plugin']); "
+        "print([f.name for f in plugins.feeds], sorted(m for m in sys.modules if m.startswith("
+        "('offload.collections', 'offload.feeds.rebuild', 'offload.feeds.build', "
+        "'offload.locks', 'offload.feeds.events'))))"
+    )
+    assert loaded_by(tmp_path, plugin, statement) == "['only'] []"
+
+
+def test_a_collections_only_deployment_loads_no_feed_code(tmp_path):
+    plugin = (
+        "from offload.collections import Collection\n\n\n"
+        "def register(plugins):\n"
+        '    plugins.collections.register(Collection("notes", "users", "note",'
+        ' order_field="written_at", owner_field="author"))\n'
+    )
+    statement = (
+        "import sys; import offload.collections.service; "
+        "plugins = load_plugins(['only_plugin']); "
+        "print([c.name for c in plugins.collections], "
+        "sorted(m for m in sys.modules if m.startswith('offload.feeds')))"
+    )
+    assert loaded_by(tmp_path, plugin, statement) == "['notes'] []"

@@ -14,11 +14,10 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from offload.config import OFFLOAD_APP, ConfigurationError
-from offload.feeds.registry import REGISTRY as FEEDS
-from offload.feeds.registry import FeedRegistry, new_registry
 
 if TYPE_CHECKING:
     from offload.collections.plugin import CollectionRegistry
+    from offload.feeds.registry import FeedRegistry
 
 # What a plugin module defines: `def register(plugins: Plugins) -> None`.
 HOOK = "register"
@@ -28,17 +27,25 @@ class Plugins:
     """What a plugin module's `register(plugins)` adds to: the feeds and collections served.
 
     New registries of its own, or with `shared` the container's, which the functions and
-    the command serve from (`offload.feeds.REGISTRY`, `offload.collections.REGISTRY`). The
-    collections' code is imported when `collections` is first asked for, so a function whose
-    plugins declare only feeds never loads it.
+    the command serve from (`offload.feeds.REGISTRY`, `offload.collections.REGISTRY`). Each
+    kind's code is imported when its registry is first asked for, so a function whose
+    plugins declare only feeds never loads the collections' code, nor the other way round.
     """
 
     def __init__(self, *, shared: bool = False) -> None:
-        self.feeds: FeedRegistry = FEEDS if shared else new_registry()
         self._shared = shared
+        self._feeds: FeedRegistry | None = None
         self._collections: CollectionRegistry | None = None
         # The modules registered here so far, in order: each one once.
         self.modules: list[str] = []
+
+    @property
+    def feeds(self) -> FeedRegistry:
+        if self._feeds is None:
+            from offload.feeds.registry import REGISTRY, new_registry
+
+            self._feeds = REGISTRY if self._shared else new_registry()
+        return self._feeds
 
     @property
     def collections(self) -> CollectionRegistry:
