@@ -9,7 +9,7 @@ from http import HTTPStatus
 
 import pytest
 
-from offload import usage
+from offload import usage_report
 from offload.runtime import Runtime
 from offload_local.metering import (
     CollectionBench,
@@ -169,7 +169,7 @@ def test_usage_is_counted_by_the_hits_one_write(feeds: FeedBench) -> None:
     # counter's, holds the client's usage of the feed: the earlier hits and their bytes
     assert hit.trace.operations == FIRST_ROUND
     assert writes(hit.trace) == ["DynamoDB.UpdateItem"]
-    [row] = usage.report(since=0, client=feeds.client_id, feed=feeds.feed.name)
+    [row] = usage_report.report(since=0, client=feeds.client_id, feed=feeds.feed.name)
     assert row.requests >= 2
     assert row.hits >= 1
     assert row.bytes == FILE_BYTES * (row.hits + row.misses)

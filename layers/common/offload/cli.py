@@ -24,7 +24,7 @@ from typing import NoReturn
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import PynamoDBException
 
-from offload import auth, usage
+from offload import auth, usage, usage_report
 from offload.collections.store import CollectionStore
 from offload.config import (
     DEFAULT_HOURLY_LIMIT,
@@ -261,9 +261,9 @@ def _feeds_list(args: argparse.Namespace, settings: Settings | None) -> int:
 
 
 def _usage(args: argparse.Namespace, settings: Settings | None) -> int:
-    rows = usage.report(
+    rows = usage_report.report(
         since=time.time() - args.since,
-        by=usage.By(args.by),
+        by=usage_report.By(args.by),
         client=args.client,
         feed=args.feed,
     )
@@ -359,7 +359,8 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--since", type=duration, default=duration("7d"), help="e.g. 30d, 12h (default: 7d)"
     )
-    report.add_argument("--by", choices=[b.value for b in usage.By], default=usage.By.DAY.value)
+    periods = [by.value for by in usage_report.By]
+    report.add_argument("--by", choices=periods, default=usage_report.By.DAY.value)
     report.add_argument("--format", choices=["table", "csv", "json"], default="table")
     report.set_defaults(run=_usage)
 
