@@ -428,7 +428,7 @@ def set_up(stack: Any, function: Any, feed: Any) -> Setup:
     from moto import mock_aws
     from pynamodb.signals import pre_dynamodb_send
 
-    from offload import auth
+    from offload import api_keys, auth
     from offload.files import OBJECT_PREFIX, Generation
     from offload.invalidation_scopes import Scope
     from offload.recorder import record_created
@@ -455,7 +455,7 @@ def set_up(stack: Any, function: Any, feed: Any) -> Setup:
             create_resources(stack)
             runtime = get_runtime()
             tape.watch(runtime.s3, runtime.dynamodb)
-            auth.create_key(
+            api_keys.create_key(
                 CLIENT_ID, scopes={auth.SCOPE_FEEDS}, hourly_limit=HOURLY_LIMIT, key=API_KEY
             )
             # Every scope covering the hit was invalidated once, before the file was made:

@@ -75,7 +75,7 @@ def main() -> None:
     import boto3
     from moto import mock_aws
 
-    from offload import auth
+    from offload import api_keys, auth
     from offload.feeds import REGISTRY
     from offload.feeds.outcome import Outcome
     from offload.feeds.plugin import Feed, GenerationRequest
@@ -97,7 +97,7 @@ def main() -> None:
         runtime = get_runtime()
         load_plugins(runtime.settings.app_modules)
         seed_products(product_records(2000))
-        auth.create_key("bench", scopes={auth.SCOPE_FEEDS}, hourly_limit=10**9, key="bench-key")
+        api_keys.create_key("bench", scopes={auth.SCOPE_FEEDS}, hourly_limit=10**9, key="bench-key")
         client = auth.Client("bench", frozenset({auth.SCOPE_FEEDS}), 10**9)
 
         print(f"simulated AWS round trip: {args.rtt_ms:.1f} ms; {args.requests} requests each\n")

@@ -11,7 +11,6 @@ round trip is added to every AWS call, so that parallel calls visibly overlap.
 holds the counts the design promises.
 """
 
-
 import itertools
 import json
 import math
@@ -30,6 +29,7 @@ from urllib.parse import quote_plus, unquote, urlsplit
 
 # Offload's modules are imported where they are used: Powertools reads its settings from the
 # environment when imported, and the bench sets that environment first.
+from offload import api_keys
 from offload_local.template import ROOT
 
 EVENTS = ROOT / "events"
@@ -623,11 +623,11 @@ class FeedBench:
         self.bucket: str = bucket
         self._parts = itertools.count(1)
         self.client_id = f"bench-{secrets.token_hex(4)}"
-        auth.create_key(
+        api_keys.create_key(
             self.client_id, scopes={auth.SCOPE_FEEDS}, hourly_limit=UNLIMITED, key=FEED_KEY
         )
         # Unique: a container remembers a spent window by client id, beyond one bench's run.
-        auth.create_key(
+        api_keys.create_key(
             f"bench-limited-{secrets.token_hex(4)}",
             scopes={auth.SCOPE_FEEDS},
             hourly_limit=LIMITED,
@@ -781,7 +781,7 @@ class CollectionBench:
         from offload import auth
 
         self.api = api
-        auth.create_key(
+        api_keys.create_key(
             "bench-admin", scopes={auth.SCOPE_ADMIN}, hourly_limit=UNLIMITED, key=ADMIN_KEY
         )
         for number in range(history):

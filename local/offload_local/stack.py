@@ -16,6 +16,7 @@ from pathlib import Path
 
 import boto3
 
+from offload import api_keys
 from offload_local.cors import ApiCors
 from offload_local.edge import INSTALL_HINT, Edge, find
 from offload_local.emulator import Emulator
@@ -266,10 +267,9 @@ class LocalStack:
 
 def seed_demo_keys() -> None:
     """The local-only keys that the stack prints and the events/ files carry."""
-    from offload import auth
 
     for demo in DEMO_KEYS:
-        auth.create_key(
+        api_keys.create_key(
             demo.client_id, scopes={demo.scope}, hourly_limit=demo.hourly_limit, key=demo.key
         )
 

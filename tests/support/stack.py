@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from offload import auth
+from offload import api_keys, auth
 from offload.feeds.outcome import Outcome
 from offload.runtime import get_runtime
 from offload_local.origin import TOKEN
@@ -170,7 +170,7 @@ def create_stack_key(
             patch.setenv(name, value)
         reset_container_state()
         get_runtime()  # binds the models to the stack's table
-        key = auth.create_key(client_id, scopes={scope}, hourly_limit=hourly_limit)
+        key = api_keys.create_key(client_id, scopes={scope}, hourly_limit=hourly_limit)
     reset_container_state()
     USED_KEYS.add(key)
     return key, client_id

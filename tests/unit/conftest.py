@@ -14,7 +14,7 @@ import botocore.session
 import pytest
 from moto import mock_aws
 
-from offload import auth
+from offload import api_keys, auth
 from offload.config import (
     CLOUDFRONT_DOMAIN_PARAMETER,
     CLOUDFRONT_KEY_ID,
@@ -135,7 +135,7 @@ def make_key(aws: None) -> Callable[..., tuple[str, str]]:
         *, scopes: set[str] | None = None, hourly_limit: int = 1000, client_id: str | None = None
     ) -> tuple[str, str]:
         client_id = client_id or f"client-{next(_clients)}"
-        key = auth.create_key(
+        key = api_keys.create_key(
             client_id, scopes=scopes or {auth.SCOPE_FEEDS}, hourly_limit=hourly_limit
         )
         return key, client_id

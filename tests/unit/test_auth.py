@@ -7,7 +7,7 @@ from http import HTTPStatus
 import boto3
 import pytest
 
-from offload import auth
+from offload import api_keys, auth
 from tests.support import TABLE_NAME, problem_of
 
 
@@ -49,7 +49,7 @@ def test_wrong_key_is_403(call_feed, make_key, probe):
 
 def test_revoked_key_is_403(call_feed, make_key, probe):
     key, client_id = make_key()
-    assert auth.revoke(client_id=client_id) == 1
+    assert api_keys.revoke(client_id=client_id) == 1
     assert call_feed("/feeds/probe.json", key=key)["statusCode"] == HTTPStatus.FORBIDDEN
 
 
@@ -79,12 +79,12 @@ def test_revocation_applies_within_the_client_cache_time(aws, make_key):
     key, client_id = make_key()
     cache = auth.ClientCache(ttl=0)
     assert auth.authenticate(key, auth.SCOPE_FEEDS, cache).client_id == client_id
-    auth.revoke(key=key)
+    api_keys.revoke(key=key)
     with pytest.raises(auth.Forbidden):
         auth.authenticate(key, auth.SCOPE_FEEDS, cache)
 
 
 def test_keys_are_random_and_prefixed():
-    first, second = auth.new_key(), auth.new_key()
+    first, second = api_keys.new_key(), api_keys.new_key()
     assert first != second
     assert first.startswith(auth.KEY_PREFIX) and len(first) > 40

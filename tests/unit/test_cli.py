@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from offload import auth
+from offload import api_keys, auth
 from offload.cli import MAX_HOURLY_LIMIT, main
 from offload.freshness import read_coverage
 from offload_demo.cli import main as demo_main
@@ -44,14 +44,14 @@ def test_keys_create_refuses_a_limit_that_is_not_a_bounded_whole_number(aws, cap
     out, err = capfd.readouterr()
     assert out == ""
     assert err.count("\n") == 1 and "--hourly-limit" in err and "1 to 1,000,000,000" in err
-    assert auth.list_keys() == []
+    assert api_keys.list_keys() == []
 
 
 @pytest.mark.parametrize("limit", [1, MAX_HOURLY_LIMIT])
 def test_keys_create_stores_the_limit_it_was_given(aws, capsys, limit):
     assert main(["keys", "create", "--client", "acme", "--hourly-limit", str(limit)]) == 0
     assert f"hourly limit: {limit} (the client's" in capsys.readouterr().out
-    (record,) = auth.list_keys()
+    (record,) = api_keys.list_keys()
     assert record.hourly_limit == limit and isinstance(record.hourly_limit, int)
 
 

@@ -14,7 +14,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from offload import auth, ratelimit
+from offload import api_keys, auth, ratelimit
 from offload.config import (
     CLIENT_CACHE_SECONDS,
     RATE_LIMIT_WINDOW_SECONDS,
@@ -73,7 +73,7 @@ def test_a_revoked_key_is_refused_once_the_configured_cache_time_is_over(
     key, _ = make_key()
     assert call_feed(PROBE, key=key)["statusCode"] == HTTPStatus.OK
     # WHEN the key is revoked
-    assert auth.revoke(key=key) == 1
+    assert api_keys.revoke(key=key) == 1
     # THEN the very next request is refused
     assert call_feed(PROBE, key=key)["statusCode"] == HTTPStatus.FORBIDDEN
 

@@ -10,7 +10,7 @@ from wsgiref.util import setup_testing_defaults
 
 import pytest
 
-from offload import auth, locks
+from offload import api_keys, auth, locks
 from offload.feeds.delivery import LINK_MEDIA_TYPE
 from offload.feeds.outcome import Outcome
 from offload.files import Generation
@@ -178,7 +178,7 @@ def test_a_revoked_key_is_refused_once_its_cache_time_has_passed(aws, make_key):
     cache = auth.ClientCache(ttl=7, clock=clock)
     assert auth.authenticate(key, auth.SCOPE_FEEDS, cache).client_id == client_id
     # WHEN the key is revoked while a container has it cached
-    assert auth.revoke(key=key) == 1
+    assert api_keys.revoke(key=key) == 1
     # THEN it is still served within the cache time, and refused from its end on
     clock.advance(6.9)
     assert auth.authenticate(key, auth.SCOPE_FEEDS, cache).client_id == client_id

@@ -7,7 +7,7 @@ from http import HTTPStatus
 
 import pytest
 
-from offload import auth
+from offload import api_keys, auth
 from offload.cli import main
 from offload.table import ApiClient
 from tests.support import problem_of
@@ -23,7 +23,7 @@ def record_of(key: str) -> ApiClient:
 
 def test_an_expired_key_is_a_403_that_says_so(call_feed, probe):
     # GIVEN a key that expired a second ago
-    key = auth.create_key(
+    key = api_keys.create_key(
         "acme", scopes={auth.SCOPE_FEEDS}, hourly_limit=10, valid_until=time.time() - 1
     )
     # WHEN it is used
@@ -48,7 +48,7 @@ def test_keys_create_expires_sets_the_expiry(aws, capsys):
 
 def test_rotate_gives_a_key_of_the_same_scope_and_limit_and_expires_the_old(aws, capsys):
     # GIVEN a client with one key, limited to 7 requests an hour
-    old = auth.create_key("acme", scopes={auth.SCOPE_FEEDS}, hourly_limit=7)
+    old = api_keys.create_key("acme", scopes={auth.SCOPE_FEEDS}, hourly_limit=7)
     # WHEN its key is rotated with a grace of two days
     assert main(["keys", "rotate", "--client", "acme", "--grace", "2d"]) == 0
     new = printed_key(capsys.readouterr().out)
@@ -70,8 +70,8 @@ def test_rotate_gives_a_key_of_the_same_scope_and_limit_and_expires_the_old(aws,
 
 def test_keys_list_shows_expiry_state_and_last_use(aws, capsys):
     # GIVEN a used key, and a key that expired unused
-    used = auth.create_key("acme", scopes={auth.SCOPE_FEEDS}, hourly_limit=7)
-    auth.create_key(
+    used = api_keys.create_key("acme", scopes={auth.SCOPE_FEEDS}, hourly_limit=7)
+    api_keys.create_key(
         "globex", scopes={auth.SCOPE_FEEDS}, hourly_limit=7, valid_until=time.time() - 60
     )
     auth.authenticate(used, auth.SCOPE_FEEDS, auth.ClientCache(ttl=0))
@@ -89,7 +89,7 @@ def test_keys_list_shows_expiry_state_and_last_use(aws, capsys):
 
 def test_last_use_is_written_at_most_once_a_minute_per_container(aws):
     # GIVEN a container whose key cache refreshes on every request (ttl 0)
-    key = auth.create_key("acme", scopes={auth.SCOPE_FEEDS}, hourly_limit=7)
+    key = api_keys.create_key("acme", scopes={auth.SCOPE_FEEDS}, hourly_limit=7)
     now = [1_900_000_000.0]
     cache = auth.ClientCache(ttl=0, clock=lambda: now[0])
     # WHEN the key is used, again 30 s later, and again 61 s after the first use

@@ -9,7 +9,7 @@ from http import HTTPStatus
 
 import pytest
 
-from offload import auth, ratelimit
+from offload import api_keys, auth, ratelimit
 from offload.errors import RateLimited
 from offload.table import RateCounter, dynamodb_client
 from tests.support import problem_of
@@ -139,4 +139,4 @@ def test_every_key_of_a_client_shares_its_limit_and_its_counter(call_feed, make_
         refused = call_feed("/feeds/probe.json", key=key)
         assert refused["statusCode"] == HTTPStatus.TOO_MANY_REQUESTS
         assert refused["headers"]["RateLimit-Limit"] == "3"
-    assert auth.client_limit(client_id) == 3
+    assert api_keys.client_limit(client_id) == 3

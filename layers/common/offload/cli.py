@@ -24,7 +24,7 @@ from typing import NoReturn
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import PynamoDBException
 
-from offload import auth, usage, usage_report
+from offload import api_keys, auth, usage, usage_report
 from offload.collections.store import CollectionStore
 from offload.config import (
     DEFAULT_HOURLY_LIMIT,
@@ -149,11 +149,11 @@ def _keys_create(args: argparse.Namespace, settings: Settings | None) -> int:
     assert settings is not None  # bound for every command but `feeds`
     # The limit is the client's, shared by all of its keys: naming another one for a new
     # key changes it for the client (and says so); naming none keeps the client's.
-    previous = auth.client_limit(args.client) if auth.CLIENT_ID.fullmatch(args.client) else None
+    previous = api_keys.client_limit(args.client) if auth.CLIENT_ID.fullmatch(args.client) else None
     limit = args.hourly_limit or previous or settings.default_hourly_limit
     valid_until = time.time() + args.expires if args.expires else None
     try:
-        key = auth.create_key(
+        key = api_keys.create_key(
             args.client, scopes={args.scope}, hourly_limit=limit, valid_until=valid_until
         )
     except ValueError as exc:
@@ -176,7 +176,7 @@ def _keys_create(args: argparse.Namespace, settings: Settings | None) -> int:
 def _keys_rotate(args: argparse.Namespace, settings: Settings | None) -> int:
     valid_until = time.time() + args.expires if args.expires else None
     try:
-        rotation = auth.rotate(args.client, grace_seconds=args.grace, valid_until=valid_until)
+        rotation = api_keys.rotate(args.client, grace_seconds=args.grace, valid_until=valid_until)
     except LookupError as exc:
         raise UsageError(str(exc.args[0])) from exc
     print(f"client:       {rotation.client_id}")
@@ -199,12 +199,12 @@ def _when(epoch: float | None) -> str:
 def _keys_list(args: argparse.Namespace, settings: Settings | None) -> int:
     now = time.time()
     # LIMIT/H is the client's, the same on each of its keys' lines.
-    limits = auth.client_limits()
+    limits = api_keys.client_limits()
     print(
         f"{'CLIENT':<20} {'KEY SHA-256':<14} {'SCOPES':<14} {'LIMIT/H':>10}  {'STATE':<8} "
         f"{'CREATED':<16}  {'EXPIRES':<16}  LAST USE"
     )
-    for record in auth.list_keys():
+    for record in api_keys.list_keys():
         key_hash = record.pk.removeprefix(ApiClient.key_for(""))
         if record.disabled:
             state = "revoked"
@@ -223,7 +223,7 @@ def _keys_list(args: argparse.Namespace, settings: Settings | None) -> int:
 
 
 def _keys_revoke(args: argparse.Namespace, settings: Settings | None) -> int:
-    count = auth.revoke(client_id=args.client, key=args.key)
+    count = api_keys.revoke(client_id=args.client, key=args.key)
     if count == 0:
         raise UsageError("no such key or client")
     print(f"revoked {count} key(s); warm containers stop accepting them within their cache time")

@@ -51,7 +51,7 @@ class ApiClient(TableModel):
     key_prefix = UnicodeAttribute()
     scopes = UnicodeSetAttribute()
     # The client's limit (ClientAccount holds it), copied here so that authenticating a
-    # request reads one item; `auth.set_client_limit` keeps the copies in line.
+    # request reads one item; `api_keys.set_client_limit` keeps the copies in line.
     hourly_limit = NumberAttribute()
     disabled = BooleanAttribute(default=False)
     created_at = NumberAttribute()
