@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from pathlib import Path
 
-import boto3
 import pytest
 
 from offload.config import ConfigurationError, Settings
-from offload.feeds import Feed
-from offload.feeds.cachekey import FeedRequest
-from offload.files import Generation
 from offload.plugins import Plugins, load_plugins
-from offload.storage import upload
-from tests.support import BUCKET_NAME, reset_container_state, s3_event
+from tests.support import reset_container_state
 
 FEED_MODULE = """
 from offload.feeds import Feed
@@ -127,18 +121,3 @@ def test_a_function_with_a_broken_plugin_fails_its_cold_start(
     reset_container_state()  # a new container reads the environment again
     with pytest.raises(ConfigurationError, match="'no_such_plugin'"):
         load_handler(function(logical_id))
-
-
-def test_the_recorder_serves_no_plugin_and_records_despite_a_broken_one(
-    monkeypatch, aws, function, lambda_context
-):
-    from offload_local.lambdas import load_handler
-
-    feed = Feed(name="probe", formats={"json": "application/json"}, generate=bytes)
-    generation = Generation.start(FeedRequest(feed, "json", "client-1", ()), time.time())
-    upload(boto3.client("s3"), BUCKET_NAME, generation, b"{}", content_type="application/json")
-    monkeypatch.setenv("OFFLOAD_APP", "no_such_plugin")
-    reset_container_state()
-    recorder = load_handler(function("RecorderFunction"))
-    result = recorder(s3_event("ObjectCreated:Put", generation.object_key), lambda_context)
-    assert result == {"recorded": ["advanced"]}

@@ -12,7 +12,7 @@ from offload.files import Generation
 from offload.recorder import record_created
 from offload.storage import upload
 from offload.table import CacheEntry
-from tests.support import BUCKET_NAME, s3_event
+from tests.support import BUCKET_NAME, reset_container_state, s3_event
 
 FEED = Feed(name="probe", formats={"json": "application/json"}, generate=bytes)
 
@@ -43,6 +43,15 @@ def test_created_event_points_the_entry_at_the_object(handler):
     assert entry.object_key == key
     assert entry.content_type == "application/json"
     assert entry.size > 0
+
+
+def test_a_broken_plugin_does_not_stop_recording(handler, monkeypatch):
+    # The recorder serves no plugin, so it loads none (the functions that do fail to start).
+    key = put_generation(1_800_000_000.0)
+    monkeypatch.setenv("OFFLOAD_APP", "no_such_plugin")
+    reset_container_state()  # a new container reads the environment again
+    result = handler("RecorderFunction")(s3_event("ObjectCreated:Put", key))
+    assert result == {"recorded": ["advanced"]}
 
 
 def test_duplicate_and_out_of_order_events_keep_the_newest(handler):
