@@ -39,7 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "local")]
 
-from offload_local.template import Function, Stack, load  # noqa: E402
+from offload_local.template import Stack, load  # noqa: E402
 
 BUILT_LAYER = ROOT / ".aws-sam" / "build" / "OffloadLayer" / "python"
 BUILT_DEMO_LAYER = ROOT / ".aws-sam" / "build" / "DemoLayer" / "python"
@@ -114,40 +114,26 @@ def compile_tree(python: str, path: Path) -> None:
     )
 
 
+def git(*args: str) -> bytes:
+    return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, check=True).stdout
+
+
 def checkout(python: str, revision: str) -> Path:
     """Another revision's template, functions, package and demo, compiled, under .offload."""
-    commit = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--verify", f"{revision}^{{commit}}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    commit = git("rev-parse", "--verify", f"{revision}^{{commit}}").decode().strip()
     where = LAYER.parent / commit[:12]
     if not (where / "template.yaml").is_file():
         shutil.rmtree(where, ignore_errors=True)
         where.mkdir(parents=True)
-        listed = subprocess.run(
-            ["git", "-C", str(ROOT), "ls-tree", "--name-only", commit],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split()
         wanted = ["template.yaml", "functions", "layers/common/offload"]
-        wanted += ["examples/demo"] if "examples" in listed else []
-        archive = subprocess.run(
-            ["git", "-C", str(ROOT), "archive", commit, *wanted], capture_output=True, check=True
-        ).stdout
-        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        if b"examples" in git("ls-tree", "--name-only", commit).split():
+            wanted.append("examples/demo")
+        with tarfile.open(fileobj=io.BytesIO(git("archive", commit, *wanted))) as tar:
             tar.extractall(where, filter="data")
         for tree in ("functions", "layers/common/offload", "examples/demo"):
             if (where / tree).is_dir():
                 compile_tree(python, where / tree)
     return where
-
-
-def relocated(function: Function, root: Path) -> Path:
-    """A function's code in another checkout: its CodeUri under that root."""
-    return root / function.code_uri.relative_to(ROOT)
 
 
 def environment(stack: Stack, logical_id: str, *, tracing: bool) -> dict[str, str]:
@@ -198,10 +184,11 @@ def against(python: str, revision: str, layer: Path) -> dict[str, Case]:
         if function.code_uri.parent.name != "functions":
             continue
         module = function.handler.rpartition(".")[0]
+        code = root / function.code_uri.relative_to(ROOT)  # its CodeUri, in that checkout
         env = environment(stack, function.logical_id, tracing=False)
-        env["LAMBDA_TASK_ROOT"] = str(relocated(function, root))
+        env["LAMBDA_TASK_ROOT"] = str(code)
         label = f"{function.logical_id} at {revision} (tracing off)"
-        cases[label] = (f"import {module}", [relocated(function, root), *path], env)
+        cases[label] = (f"import {module}", [code, *path], env)
     return cases
 
 
